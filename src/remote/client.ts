@@ -1,0 +1,44 @@
+// S3 client settings for R2 and other S3-compatible stores (see shared/design/s3-r2-facts.md).
+
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { StoreConfig } from './s3-store.js';
+
+// The SDK prints a seven-line Node 20 notice on the first client otherwise; our output is ours.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+const CONNECT_TIMEOUT_MS = 10_000;
+// An idle-socket limit rather than a whole-request deadline: a part upload on a slow link can
+// legitimately take minutes, a socket that moves no byte for this long is dead.
+const SOCKET_IDLE_TIMEOUT_MS = 120_000;
+
+const silent = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+export function createS3Client(cfg: StoreConfig): S3Client {
+  // Every transfer slot may run a multipart upload with several parts in flight, plus listing
+  // and HEADs alongside; sockets beyond this queue in the agent instead of failing.
+  const maxSockets = cfg.concurrency * 2 + 4;
+  const agentOptions = { keepAlive: true, maxSockets };
+  return new S3Client({
+    region: cfg.region ?? 'auto',
+    endpoint: cfg.endpoint,
+    forcePathStyle: cfg.forcePathStyle ?? false,
+    credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
+    // The SDK's default CRC32 checksums (and aws-chunked stream bodies) are rejected by R2 and
+    // several S3-compatible servers; integrity comes from Content-MD5 and ETags instead.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: cfg.maxAttempts ?? 5,
+    retryMode: 'standard',
+    logger: silent,
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      socketTimeout: SOCKET_IDLE_TIMEOUT_MS,
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+      logger: silent,
+    }),
+  });
+}
