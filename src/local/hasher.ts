@@ -1,0 +1,111 @@
+// The hash pool: MD5 + xxh64 of many files on all cores (Piscina worker threads).
+// Small files travel in batches because a message round trip per 8 KiB file would cost more
+// than hashing it; at most threads×2 batches are in flight so results stream back steadily
+// and an abort has little queued work to throw away.
+
+import { availableParallelism } from 'node:os';
+import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { Piscina } from 'piscina';
+import type { HashResult, HashTask } from './hash-worker.js';
+import { SMALL_FILE_MAX } from './hash-worker.js';
+import { getXxh64 } from './xxh.js';
+
+export type { HashResult, HashTask } from './hash-worker.js';
+
+const BATCH_FILES = 256;
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+/** Groups task indices: small files up to BATCH_FILES / BATCH_BYTES, each large file alone. */
+export function makeBatches(tasks: readonly HashTask[]): number[][] {
+  const batches: number[][] = [];
+  let open: number[] = [];
+  let openBytes = 0;
+  tasks.forEach((task, i) => {
+    if (task.size > SMALL_FILE_MAX) {
+      batches.push([i]);
+      return;
+    }
+    if (open.length > 0 && (open.length >= BATCH_FILES || openBytes + task.size > BATCH_BYTES)) {
+      batches.push(open);
+      open = [];
+      openBytes = 0;
+    }
+    open.push(i);
+    openBytes += task.size;
+  });
+  if (open.length > 0) batches.push(open);
+  return batches;
+}
+
+export class Hasher {
+  readonly threads: number;
+  private pool: Piscina<HashTask[], HashResult[]> | undefined;
+
+  constructor(opts: { threads?: number } = {}) {
+    this.threads = Math.max(1, opts.threads ?? availableParallelism());
+  }
+
+  /** Results come back in the order of `tasks`; `onResult` sees them as they finish. */
+  async hashMany(
+    tasks: HashTask[],
+    onResult?: (r: HashResult) => void,
+    signal?: AbortSignal,
+  ): Promise<HashResult[]> {
+    signal?.throwIfAborted();
+    const batches = makeBatches(tasks);
+    if (batches.length === 0) return [];
+    const pool = this.getPool();
+    const results = new Array<HashResult>(tasks.length);
+    let next = 0;
+    const runner = async (): Promise<void> => {
+      for (let b = batches[next++]; b !== undefined; b = batches[next++]) {
+        signal?.throwIfAborted();
+        const batch = b;
+        const out = await pool.run(batch.map((i) => tasks[i]!), { signal: signal ?? null });
+        out.forEach((r, j) => {
+          results[batch[j]!] = r;
+          onResult?.(r);
+        });
+      }
+    };
+    const inFlight = Math.min(batches.length, this.threads * 2);
+    try {
+      await Promise.all(Array.from({ length: inFlight }, runner));
+    } catch (err) {
+      // Piscina wraps the reason in its own AbortError; callers expect the reason they gave.
+      if (signal?.aborted) throw signal.reason;
+      throw err;
+    }
+    return results;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.destroy();
+  }
+
+  private getPool(): Piscina<HashTask[], HashResult[]> {
+    this.pool ??= new Piscina({
+      filename: new URL('./hash-worker.js', import.meta.url).href,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+    });
+    return this.pool;
+  }
+}
+
+/** Hashes one file on the main thread, for one-off checks where a pool would cost more. */
+export async function hashFileInline(abs: string): Promise<{ md5: string; xxh64: string; size: number }> {
+  const xxh = (await getXxh64()).create();
+  const md5 = createHash('md5');
+  let size = 0;
+  for await (const chunk of createReadStream(abs, { highWaterMark: 1024 * 1024 })) {
+    const buf = chunk as Buffer;
+    md5.update(buf);
+    xxh.update(buf);
+    size += buf.length;
+  }
+  return { md5: md5.digest('hex'), xxh64: xxh.digestHex(), size };
+}

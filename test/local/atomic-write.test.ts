@@ -1,0 +1,136 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getEventListeners } from 'node:events';
+import { Readable } from 'node:stream';
+import { ItemError } from '../../src/core/errors.js';
+import { writeAtomic } from '../../src/local/atomic-write.js';
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function folder(): string {
+  const d = mkdtempSync(join(tmpdir(), 'ssync-write-'));
+  dirs.push(d);
+  return d;
+}
+
+const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
+
+async function* chunks(...parts: string[]): AsyncGenerator<Buffer> {
+  for (const p of parts) yield Buffer.from(p);
+}
+
+test('writes content, creates folders, sets mtime and returns the final stat and hashes', async () => {
+  const dir = folder();
+  const dest = join(dir, 'media/2026/a.jpg');
+  const mtimeMs = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
+  let bytes = 0;
+  const ac = new AbortController();
+  const r = await writeAtomic(dest, chunks('hello ', 'world'), {
+    runId: 'r1',
+    signal: ac.signal,
+    expectSize: 11,
+    expectMd5: md5('hello world'),
+    mtimeMs,
+    onBytes: (n) => (bytes += n),
+  });
+  assert.equal(readFileSync(dest, 'utf8'), 'hello world');
+  const st = statSync(dest, { bigint: true });
+  assert.equal(st.mtimeNs, BigInt(mtimeMs) * 1_000_000n);
+  assert.equal(r.mtimeNs, st.mtimeNs.toString());
+  assert.equal(r.ino, Number(st.ino));
+  assert.equal(r.md5, md5('hello world'));
+  assert.match(r.xxh64, /^[0-9a-f]{16}$/);
+  assert.equal(r.size, 11);
+  assert.equal(bytes, 11);
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 0, 'abort listeners removed');
+  assert.deepEqual(readdirSync(join(dir, 'media/2026')), ['a.jpg']);
+});
+
+test('accepts a Node readable stream and replaces an existing file', async () => {
+  const dir = folder();
+  const dest = join(dir, 'a.txt');
+  writeFileSync(dest, 'old');
+  await writeAtomic(dest, Readable.from([Buffer.from('new content')]), { runId: 'r1', expectSize: 11 });
+  assert.equal(readFileSync(dest, 'utf8'), 'new content');
+});
+
+test('an MD5 mismatch leaves the old file intact and no temp file', async () => {
+  const dir = folder();
+  const dest = join(dir, 'a.txt');
+  writeFileSync(dest, 'old');
+  await assert.rejects(
+    writeAtomic(dest, chunks('new'), { runId: 'r1', expectSize: 3, expectMd5: md5('other'), label: 'media/a.txt' }),
+    (err: unknown) => {
+      assert.ok(err instanceof ItemError);
+      assert.equal(err.message, `download of media/a.txt: MD5 mismatch (expected ${md5('other')}, got ${md5('new')})`);
+      return true;
+    },
+  );
+  assert.equal(readFileSync(dest, 'utf8'), 'old');
+  assert.deepEqual(readdirSync(dir), ['a.txt']);
+});
+
+test('a short body is a size mismatch and changes nothing', async () => {
+  const dir = folder();
+  const dest = join(dir, 'a.txt');
+  await assert.rejects(writeAtomic(dest, chunks('abc'), { runId: 'r1', expectSize: 10 }), /size mismatch/);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('an aborted stream leaves no temp file and the destination untouched', async () => {
+  const dir = folder();
+  const dest = join(dir, 'a.txt');
+  writeFileSync(dest, 'old');
+  const ac = new AbortController();
+  let cleanedUp = false;
+  async function* stalls(): AsyncGenerator<Buffer> {
+    try {
+      yield Buffer.from('first part');
+      ac.abort(new Error('user abort'));
+      await new Promise(() => undefined); // a network read that never completes
+    } finally {
+      cleanedUp = true;
+    }
+  }
+  await assert.rejects(writeAtomic(dest, stalls(), { runId: 'r1', expectSize: 100, signal: ac.signal }), /user abort/);
+  assert.equal(readFileSync(dest, 'utf8'), 'old');
+  assert.deepEqual(readdirSync(dir), ['a.txt']);
+  assert.equal(cleanedUp, false, 'a generator stuck in next() cannot run finally; we did not wait for it');
+
+  const stream = new Readable({ read() {} });
+  stream.push('partial');
+  const ac2 = new AbortController();
+  setTimeout(() => ac2.abort(new Error('stop')), 20);
+  await assert.rejects(writeAtomic(dest, stream, { runId: 'r2', expectSize: 100, signal: ac2.signal }), /stop/);
+  assert.equal(stream.destroyed, true);
+  assert.deepEqual(readdirSync(dir), ['a.txt']);
+});
+
+test('beforeReplace runs after verification and before the rename', async () => {
+  const dir = folder();
+  const dest = join(dir, 'a.txt');
+  writeFileSync(dest, 'old');
+  const seen: string[] = [];
+  await writeAtomic(dest, chunks('new'), {
+    runId: 'r1',
+    expectSize: 3,
+    beforeReplace: async (d) => {
+      seen.push(readFileSync(d, 'utf8'));
+      rmSync(d); // the engine moves it to trash here
+    },
+  });
+  assert.deepEqual(seen, ['old']);
+  assert.equal(readFileSync(dest, 'utf8'), 'new');
+
+  await assert.rejects(
+    writeAtomic(dest, chunks('bad'), { runId: 'r2', expectSize: 3, expectMd5: md5('x'), beforeReplace: async () => void seen.push('called') }),
+    /MD5 mismatch/,
+  );
+  assert.deepEqual(seen, ['old'], 'not called when verification fails');
+  assert.equal(existsSync(dest), true);
+});
