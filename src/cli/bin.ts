@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// The SDK's Node-version notice must be off before any client module loads.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+const { main } = await import('./main.js');
+
+const controller = new AbortController();
+let stops = 0;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    stops++;
+    // A second Ctrl+C means "now": in-flight temp files are left for the next run to clean.
+    if (stops > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+    process.stderr.write(`\nstorage-sync: ${sig}: stopping after in-flight work is cleanly stopped…\n`);
+    controller.abort(sig);
+  });
+}
+
+const code = await main(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  cwd: process.cwd(),
+  signal: controller.signal,
+});
+process.exitCode = code;

@@ -1,0 +1,129 @@
+// The CLI as a function: argv and streams in, exit code out. bin.ts wires it to the process.
+import path from 'node:path';
+import { SyncError, UsageError, oneLine } from '../core/errors.js';
+import type { Mode } from '../core/types.js';
+import { EventStream, makeRedactor } from '../engine/events.js';
+import { resolveSettings, type Overrides, type Settings } from '../engine/settings.js';
+import { run } from '../engine/run.js';
+import { profilePaths } from '../manifest/manifest.js';
+import { EnvSource } from '../credentials/env-source.js';
+import { resolveCredentials } from '../credentials/resolve.js';
+import { secretsOf, type CredentialSource } from '../credentials/source.js';
+import { ndjsonRenderer } from '../render/ndjson.js';
+import { HumanRenderer } from '../render/human.js';
+import { RunLog } from '../render/log-file.js';
+import { parseArgs } from './parse.js';
+import { statusCommand } from './status.js';
+import { manifestCommand } from './manifest-cmd.js';
+
+export interface CliIO {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Aborted on SIGINT/SIGTERM (reason: the signal name). */
+  signal: AbortSignal;
+  /** Extra credential sources after the environment (the SQL Server store plugs in here). */
+  sources?: CredentialSource[];
+}
+
+function modeOf(a: Record<string, unknown>, command: string): Mode | undefined {
+  const flags = [a['two-way'] && 'two-way', a['upload-only'] && 'upload', a['download-only'] && 'download'].filter(Boolean) as Mode[];
+  if (flags.length > 1) throw new UsageError('choose one of --two-way, --upload-only, --download-only');
+  const mode = (a['mode'] as Mode | undefined) ?? flags[0];
+  if (a['mode'] && flags[0] && flags[0] !== a['mode']) throw new UsageError(`--mode ${String(a['mode'])} contradicts --${flags[0]}`);
+  if (command === 'sync-storage' && mode && mode !== 'two-way') throw new UsageError('sync-storage is always two-way');
+  return command === 'sync-storage' ? 'two-way' : mode;
+}
+
+export function overridesFrom(a: Record<string, unknown>, command: string): Overrides {
+  const o: Overrides = {};
+  const set = <K extends keyof Overrides>(k: K, v: unknown): void => {
+    if (v !== undefined) o[k] = v as Overrides[K];
+  };
+  set('root', a['root']);
+  set('config', a['config']);
+  set('profile', a['profile']);
+  set('mode', modeOf(a, command));
+  set('dryRun', a['dry-run']);
+  set('delete', a['delete']);
+  set('maxDelete', a['max-delete']);
+  set('force', a['force']);
+  set('conflict', a['conflict']);
+  set('concurrency', a['concurrency']);
+  set('include', a['include']);
+  set('exclude', a['exclude']);
+  set('manifestDir', a['manifest-dir']);
+  set('trash', a['trash']);
+  if (typeof o.concurrency === 'number' && Number.isNaN(o.concurrency)) throw new UsageError('--concurrency must be a number');
+  return o;
+}
+
+export async function main(argv: string[], io: CliIO): Promise<number> {
+  let redact = (s: string): string => s;
+  let json = argv.includes('--json');
+  let debug = false;
+  try {
+    const parsed = await parseArgs(argv);
+    if (parsed.output) {
+      io.stdout.write(parsed.output + '\n');
+      return 0;
+    }
+    const a = parsed.args;
+    json = a['json'] === true;
+    debug = a['log-level'] === 'debug';
+    const command = parsed.command!;
+    const settings = resolveSettings(overridesFrom(a, command), io.cwd);
+    if (command === 'status') return statusCommand(settings, io, json);
+    if (command === 'manifest') return manifestCommand(settings, a['action'] as string, a['path'] as string | undefined, io);
+
+    const credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...(io.sources ?? [])]);
+    redact = makeRedactor(secretsOf(credentials));
+    return await runCommand(command, a, settings, credentials, io, json, redact);
+  } catch (err) {
+    const code = err instanceof SyncError ? err.exitCode : 1;
+    const message = redact(oneLine(err));
+    io.stderr.write(`storage-sync: ${message}\n`);
+    if (debug && err instanceof Error && err.stack) io.stderr.write(redact(err.stack) + '\n');
+    if (json) io.stdout.write(JSON.stringify({ event: 'error', exitCode: code, message }) + '\n');
+    return code;
+  }
+}
+
+async function runCommand(
+  command: string,
+  a: Record<string, unknown>,
+  settings: Settings,
+  credentials: Awaited<ReturnType<typeof resolveCredentials>>,
+  io: CliIO,
+  json: boolean,
+  redact: (s: string) => string,
+): Promise<number> {
+  const events = new EventStream();
+  if (json) events.on(ndjsonRenderer(io.stdout, redact));
+  else {
+    const progress = (a['progress'] as boolean | undefined) ?? io.stderr.isTTY === true;
+    const human = new HumanRenderer(io.stdout, io.stderr, { progress, everyFile: !io.stderr.isTTY, columns: io.stderr.columns ?? 100 }, redact);
+    events.on(human.listener);
+  }
+  let runId = '';
+  events.on((e) => {
+    if (e.event === 'start') runId = e.runId;
+  });
+  const logFile = a['log-file'] as string | undefined;
+  const log = new RunLog(() => {
+    const files = [path.join(profilePaths(settings.manifestDir, settings.profile).logs, `${runId}.ndjson`)];
+    if (logFile) files.push(path.resolve(io.cwd, logFile));
+    return files;
+  }, redact);
+  events.on(log.listener);
+  try {
+    const kind = command === 'plan' ? 'plan' : command === 'apply' ? 'apply' : 'sync';
+    const req = { command: kind, settings, credentials, events, signal: io.signal } as const;
+    const file = a['file'] as string | undefined;
+    const result = await run(file ? { ...req, planFile: path.resolve(io.cwd, file) } : req);
+    return result.exitCode;
+  } finally {
+    log.close();
+  }
+}

@@ -1,0 +1,82 @@
+// The command-line contract (cli-contract.md) as a yargs parser. Parsing only: main.ts dispatches,
+// so the CLI can run in-process with its own streams (tests, the REPL).
+import yargs, { type Argv } from 'yargs';
+import { CONFLICT_POLICIES, MODES } from '../core/types.js';
+import { UsageError } from '../core/errors.js';
+
+export const VERSION = '0.1.0';
+
+export interface Parsed {
+  command: string | undefined;
+  args: Record<string, unknown>;
+  /** Help or version text when asked for; nothing else runs then. */
+  output: string;
+}
+
+function syncOptions(y: Argv): Argv {
+  return y
+    .option('root', { type: 'string', describe: 'project root that holds the mapped folders', defaultDescription: 'current directory' })
+    .option('config', { type: 'string', describe: 'JSON config file', defaultDescription: 'storage-sync.config.json in the root' })
+    .option('profile', { type: 'string', describe: 'credentials profile and manifest name', defaultDescription: 'default' })
+    .option('mode', { choices: MODES, describe: 'sync direction', defaultDescription: 'two-way' })
+    .option('two-way', { type: 'boolean', describe: 'same as --mode two-way' })
+    .option('upload-only', { type: 'boolean', describe: 'same as --mode upload' })
+    .option('download-only', { type: 'boolean', describe: 'same as --mode download' })
+    .option('dry-run', { type: 'boolean', describe: 'decide and report; change nothing (no transfer, manifest, trash or log)' })
+    .option('json', { type: 'boolean', describe: 'newline-delimited JSON events on stdout' })
+    .option('delete', { type: 'boolean', describe: 'one-way modes: also delete extras on the destination' })
+    .option('max-delete', { type: 'string', describe: 'refuse a plan deleting more than N files or N% of a mapping', defaultDescription: '50%' })
+    .option('force', { type: 'boolean', describe: 'override the delete guard and the empty-side guard' })
+    .option('conflict', { choices: CONFLICT_POLICIES, describe: 'two-way divergence policy', defaultDescription: 'remote' })
+    .option('concurrency', { type: 'number', describe: 'parallel transfers', defaultDescription: '8' })
+    .option('include', { type: 'string', array: true, describe: 'only paths matching this glob (repeatable, relative to each mapping)' })
+    .option('exclude', { type: 'string', array: true, describe: 'skip paths matching this glob (repeatable)' })
+    .option('manifest-dir', { type: 'string', describe: 'where the manifest, plans, trash and logs live', defaultDescription: '<root>/manifests' })
+    .option('trash', { type: 'boolean', describe: 'keep local files a sync removes or overwrites (--no-trash to disable)', defaultDescription: 'true' })
+    .option('progress', { type: 'boolean', describe: 'progress line on a terminal (--no-progress to hide)', defaultDescription: 'on a TTY' })
+    .option('log-level', { choices: ['debug', 'info', 'warn', 'error'], describe: 'output detail; debug adds stack traces', defaultDescription: 'info' })
+    .option('log-file', { type: 'string', describe: 'also write the run log to this file' });
+}
+
+function build(argv: string[]): Argv {
+  return yargs(argv)
+    .scriptName('storage-sync')
+    .usage('$0 <command> [options]\n\nKeep staticfiles/ and media/ in step with an S3-compatible bucket.')
+    .command('sync', 'plan and apply in one go (two-way unless told otherwise)', syncOptions)
+    .command('plan', 'compute and print the plan, save it as JSON; changes nothing', syncOptions)
+    .command('apply [file]', 'apply a saved plan (default: the last one); drifted items are skipped', (y) =>
+      syncOptions(y).positional('file', { type: 'string', describe: 'plan file' }),
+    )
+    .command('status', 'what the manifest tracks, the last run, local changes seen by stat', syncOptions)
+    .command('update-storage', 'alias of sync (--two-way | --upload-only | --download-only)', syncOptions)
+    .command('sync-storage', 'alias of sync --mode two-way', syncOptions)
+    .command('manifest <action> [path]', 'inspect the manifest: ls [GLOB] | show PATH | export', (y) =>
+      syncOptions(y)
+        .positional('action', { choices: ['ls', 'show', 'export'] as const })
+        .positional('path', { type: 'string' }),
+    )
+    .demandCommand(1, 'a command is required (see --help)')
+    .strict()
+    .version(VERSION)
+    .help()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false);
+}
+
+export async function parseArgs(argv: string[]): Promise<Parsed> {
+  const y = build(argv);
+  return new Promise((resolve, reject) => {
+    y.parse(argv, {}, (err: Error | undefined, args: Record<string, unknown>, output: string) => {
+      if (output && (args['help'] || args['version'])) {
+        resolve({ command: undefined, args, output });
+        return;
+      }
+      if (err) {
+        reject(new UsageError(err.message.split('\n')[0] ?? 'invalid arguments'));
+        return;
+      }
+      const command = (args['_'] as unknown[])[0];
+      resolve({ command: typeof command === 'string' ? command : undefined, args, output: '' });
+    });
+  });
+}

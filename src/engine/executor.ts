@@ -1,0 +1,171 @@
+// Carries out plan items; never decides. Each completed item updates the manifest at once, so an
+// interrupted run keeps everything it finished. Deletes run last, and not at all after a failure.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PlanItem } from '../core/types.js';
+import { oneLine } from '../core/errors.js';
+import type { S3Store } from '../remote/s3-store.js';
+import type { Manifest } from '../manifest/manifest.js';
+import type { Trash } from '../local/trash.js';
+import type { EventStream, FileStatus, Summary } from './events.js';
+import { mapLimit } from './limit.js';
+import { downloadItem, uploadItem, type TransferDeps } from './transfer.js';
+import { entryFor, sameStat, statOf } from './records.js';
+
+export interface ExecDeps extends TransferDeps {
+  manifest: Manifest;
+  trash: Trash | undefined;
+  events: EventStream;
+  signal: AbortSignal;
+  concurrency: number;
+  /** Wall clock (ns) when the local scan started: the racy-clean cut-off for no-transfer records. */
+  scanStartedNs: bigint;
+}
+
+/** Outcome of one item, for `file` events and the summary. */
+export interface Outcome {
+  status: FileStatus;
+  error?: string;
+}
+
+const TRANSFERS = new Set(['upload', 'download', 'conflict-upload', 'conflict-download']);
+
+export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary): Promise<void> {
+  const report = (item: PlanItem, o: Outcome): void => {
+    count(item, o, summary);
+    const e = { event: 'file' as const, path: item.path, key: item.key, action: item.action, status: o.status, bytes: item.bytes };
+    d.events.emit(o.error ? { ...e, error: o.error } : e);
+  };
+
+  for (const item of items) {
+    if (item.action === 'nothing' || item.action === 'refresh') summary.unchanged++;
+    if (item.action === 'skip') summary.skipped++;
+    if (item.action === 'record' || item.action === 'refresh' || item.action === 'forget') {
+      if (d.signal.aborted) break;
+      const o = await bookkeeping(item, d);
+      if (item.action === 'record' || o.status !== 'done') report(item, o);
+    }
+  }
+
+  let transferFailed = false;
+  const transfers = items.filter((i) => TRANSFERS.has(i.action));
+  d.events.emit({ event: 'exec-start', internal: true, files: transfers.length, bytes: transfers.reduce((n, i) => n + i.bytes, 0) });
+  await mapLimit(
+    transfers,
+    d.concurrency,
+    async (item) => {
+      const o = await guarded(item, d, () => (item.action.endsWith('upload') ? uploadItem(item, d) : downloadItem(item, d)));
+      if (o.status === 'failed') transferFailed = true;
+      report(item, o);
+    },
+    d.signal,
+  );
+
+  const deletes = items.filter((i) => i.action === 'delete-remote' || i.action === 'delete-local');
+  if (deletes.length === 0 || d.signal.aborted) return;
+  if (transferFailed) {
+    for (const item of deletes) report(item, { status: 'skipped', error: 'not deleted: another item of this run failed' });
+    return;
+  }
+  await deleteRemote(deletes.filter((i) => i.action === 'delete-remote'), d, report);
+  for (const item of deletes.filter((i) => i.action === 'delete-local')) {
+    if (d.signal.aborted) return;
+    report(item, await guarded(item, d, () => deleteLocal(item, d)));
+  }
+}
+
+/** One failing item never stops the others: every error becomes that item's outcome. */
+async function guarded(item: PlanItem, d: ExecDeps, run: () => Promise<Outcome>): Promise<Outcome> {
+  try {
+    return await run();
+  } catch (err) {
+    if (d.signal.aborted) return { status: 'skipped', error: 'interrupted' };
+    return { status: 'failed', error: `${item.path}: ${oneLine(err)}` };
+  }
+}
+
+async function bookkeeping(item: PlanItem, d: ExecDeps): Promise<Outcome> {
+  if (item.action === 'forget') {
+    await d.manifest.remove(item.path);
+    return { status: 'done' };
+  }
+  const local = item.local!;
+  const remote = item.action === 'record' ? { ...item.remote!, md5: local.md5! } : item.base!.remote;
+  await d.manifest.put(item.path, entryFor(item.key, local, remote, d.scanStartedNs));
+  return { status: 'done' };
+}
+
+async function deleteLocal(item: PlanItem, d: ExecDeps): Promise<Outcome> {
+  const abs = path.join(d.root, item.path);
+  const now = statOf(abs);
+  if (!now) {
+    await d.manifest.remove(item.path);
+    return { status: 'done' };
+  }
+  if (!item.local || !sameStat(now, item.local)) return { status: 'skipped', error: 'local file changed since planning; left in place' };
+  if (d.trash) await d.trash.keep(d.root, item.path);
+  else await fs.promises.unlink(abs);
+  await d.manifest.remove(item.path);
+  return { status: 'done' };
+}
+
+async function deleteRemote(items: PlanItem[], d: ExecDeps, report: (i: PlanItem, o: Outcome) => void): Promise<void> {
+  if (items.length === 0) return;
+  const byKey = new Map(items.map((i) => [i.key, i]));
+  let result: Awaited<ReturnType<S3Store['deleteMany']>>;
+  try {
+    result = await d.store.deleteMany([...byKey.keys()], d.signal);
+  } catch (err) {
+    for (const item of items) report(item, { status: 'failed', error: `${item.key}: ${oneLine(err)}` });
+    return;
+  }
+  for (const key of result.deleted) {
+    const item = byKey.get(key);
+    if (!item) continue;
+    await d.manifest.remove(item.path);
+    report(item, { status: 'done' });
+  }
+  for (const f of result.failed) {
+    const item = byKey.get(f.key);
+    if (item) report(item, { status: 'failed', error: `${f.key}: ${f.error}` });
+  }
+}
+
+function count(item: PlanItem, o: Outcome, s: Summary): void {
+  if (o.status === 'failed') {
+    s.failed++;
+    return;
+  }
+  if (o.status === 'skipped') {
+    s.skipped++;
+    return;
+  }
+  switch (item.action) {
+    case 'upload':
+    case 'conflict-upload':
+      s.uploaded++;
+      s.bytesUp += item.local?.size ?? 0;
+      break;
+    case 'download':
+    case 'conflict-download':
+      s.downloaded++;
+      s.bytesDown += item.remote?.size ?? 0;
+      if (item.keepBoth) {
+        s.uploaded++;
+        s.bytesUp += item.local?.size ?? 0;
+      }
+      break;
+    case 'delete-remote':
+      s.deletedRemote++;
+      break;
+    case 'delete-local':
+      s.deletedLocal++;
+      break;
+    case 'record':
+      s.recorded++;
+      break;
+    default:
+      break;
+  }
+  if (item.action === 'conflict-upload' || item.action === 'conflict-download') s.conflicts++;
+}

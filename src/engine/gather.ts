@@ -1,0 +1,201 @@
+// Everything known before planning: L from a stat walk, R from the listing, B from the manifest,
+// and content hashes for exactly the files whose stat no longer matches B.
+import path from 'node:path';
+import type { LocalFile, Mapping, PathState, RemoteObject } from '../core/types.js';
+import { InvalidPathError, oneLine } from '../core/errors.js';
+import { carryHashes, isMultipartEtag, needsHash, remoteMd5 } from '../core/compare.js';
+import { isFolderMarker, joinKey, joinLocal, keyToRelPath } from '../core/paths.js';
+import { scanMapping } from '../local/scan.js';
+import { makeFilter } from '../local/filter.js';
+import type { Hasher } from '../local/hasher.js';
+import type { HashTask } from '../local/hash-worker.js';
+import type { S3Store, ListedObject } from '../remote/s3-store.js';
+import { partSizeFor } from '../remote/etag.js';
+import type { Manifest, StoredEntry } from '../manifest/manifest.js';
+import type { EventStream } from './events.js';
+import type { Settings } from './settings.js';
+import { mapLimit } from './limit.js';
+
+export interface Gathered {
+  states: PathState[];
+  /** Keys or files that cannot be synced this run (invalid names, unreadable files): failed items. */
+  problems: { key: string; path?: string; error: string }[];
+  tracked: number[];
+  localCount: number[];
+  remoteCount: number[];
+  hashed: number;
+}
+
+export interface GatherDeps {
+  settings: Settings;
+  store: S3Store;
+  manifest: Manifest;
+  hasher: Hasher;
+  events: EventStream;
+  signal: AbortSignal;
+  /** False when the base belongs to another bucket and --force asked for a fresh start. */
+  useBase: boolean;
+}
+
+async function listMapping(store: S3Store, prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
+  const out: ListedObject[] = [];
+  for await (const page of store.list(prefix, signal)) out.push(...page);
+  return out;
+}
+
+/** Keeps a local name from becoming a key that could not come back as the same path. */
+function localNameProblem(rel: string): string | undefined {
+  if (/[\\\u0000-\u001f]/.test(rel)) return 'has a backslash or control character';
+  if (Buffer.byteLength(rel) > 1000) return 'is too long for a key';
+  return undefined;
+}
+
+export async function gather(d: GatherDeps): Promise<Gathered> {
+  const { settings, store, manifest, events, signal } = d;
+  const filter = makeFilter(settings.include, settings.exclude);
+  const t0 = Date.now();
+  // Listing first: its requests are in flight while the synchronous walk runs.
+  const listings = settings.mappings.map((m) => listMapping(store, m.remote, signal));
+  listings.forEach((p) => p.catch(() => undefined));
+
+  const scans = settings.mappings.map((m) => scanMapping(settings.root, m.local, filter));
+  const localFiles = scans.reduce((n, s) => n + s.files.size, 0);
+  events.emit({ event: 'scan', phase: 'local', files: localFiles, durationMs: Date.now() - t0 });
+  for (const [i, s] of scans.entries()) {
+    const folder = settings.mappings[i]!.local;
+    for (const rel of s.symlinks) events.emit({ event: 'warning', path: joinLocal(folder, rel), message: 'symlink skipped (links are not followed)' });
+    for (const e of s.errors) events.emit({ event: 'warning', path: joinLocal(folder, e.rel), message: e.error });
+  }
+
+  const t1 = Date.now();
+  const remotes = await Promise.all(listings);
+  events.emit({ event: 'scan', phase: 'remote', files: remotes.reduce((n, r) => n + r.length, 0), durationMs: Date.now() - t1 });
+
+  const out: Gathered = { states: [], problems: [], tracked: [], localCount: [], remoteCount: [], hashed: 0 };
+  settings.mappings.forEach((m, i) => joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out));
+  await hashWhatChanged(d, out);
+  return out;
+}
+
+function joinMapping(
+  m: Mapping,
+  index: number,
+  local: Map<string, LocalFile>,
+  remote: ListedObject[],
+  manifest: Manifest | undefined,
+  filter: (rel: string) => boolean,
+  out: Gathered,
+): void {
+  const byRel = new Map<string, PathState>();
+  const state = (rel: string): PathState => {
+    let s = byRel.get(rel);
+    if (!s) {
+      s = { path: joinLocal(m.local, rel), key: joinKey(m.remote, rel), mapping: index };
+      byRel.set(rel, s);
+    }
+    return s;
+  };
+  let remoteCount = 0;
+  for (const o of remote) {
+    if (isFolderMarker(o.key, o.size)) continue;
+    let rel: string;
+    try {
+      rel = keyToRelPath(o.key, m.remote);
+    } catch (err) {
+      if (err instanceof InvalidPathError) out.problems.push({ key: o.key, error: err.message });
+      else throw err;
+      continue;
+    }
+    if (!filter(rel)) continue;
+    remoteCount++;
+    const r: RemoteObject = { etag: o.etag, size: o.size, lastModified: o.lastModified };
+    state(rel).remote = r;
+  }
+  for (const [rel, l] of local) {
+    const problem = localNameProblem(rel);
+    if (problem) {
+      out.problems.push({ key: joinKey(m.remote, rel), path: joinLocal(m.local, rel), error: `invalid path: local name ${JSON.stringify(rel)} ${problem}` });
+      continue;
+    }
+    state(rel).local = l;
+  }
+  let tracked = 0;
+  const prefixLen = m.local.length + 1;
+  for (const [p, entry] of manifest?.under(m.local) ?? []) {
+    const rel = p.slice(prefixLen);
+    // A base recorded under another prefix says nothing about this key: ignore it rather than
+    // read the object as deleted.
+    if (entry.key !== joinKey(m.remote, rel) || !filter(rel)) continue;
+    tracked++;
+    state(rel).base = stripKey(entry);
+  }
+  out.tracked[index] = tracked;
+  out.localCount[index] = local.size;
+  out.remoteCount[index] = remoteCount;
+  for (const s of byRel.values()) out.states.push(s);
+}
+
+function stripKey(e: StoredEntry): PathState['base'] {
+  return { local: e.local, remote: e.remote, recordedAtNs: e.recordedAtNs };
+}
+
+/** Hashes files whose stat moved; reuses B's hashes for the rest. */
+async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
+  const t0 = Date.now();
+  await fetchMultipartMd5s(d, g);
+  const tasks: HashTask[] = [];
+  const byAbs = new Map<string, PathState>();
+  for (const s of g.states) {
+    if (!s.local) continue;
+    if (s.base && !needsHash(s.local, s.base)) {
+      s.local = carryHashes(s.local, s.base);
+      continue;
+    }
+    const abs = path.join(d.settings.root, s.path);
+    const task: HashTask = { abs, size: s.local.size };
+    if (s.base && s.base.local.size === s.local.size) task.expectXxh64 = s.base.local.xxh64;
+    if (s.remote && isMultipartEtag(s.remote.etag) && remoteMd5(s.remote, s.base) === undefined && s.remote.size === s.local.size) {
+      task.multipartPartSize = partSizeFor(s.local.size, d.settings.partSize);
+    }
+    tasks.push(task);
+    byAbs.set(abs, s);
+  }
+  if (tasks.length === 0) return;
+  const results = await d.hasher.hashMany(tasks, undefined, d.signal);
+  for (const r of results) {
+    const s = byAbs.get(r.abs)!;
+    g.hashed++;
+    if (r.error) {
+      g.problems.push({ key: s.key, path: s.path, error: `cannot read ${s.path}: ${r.error}` });
+      delete s.local;
+      // Without readable content nothing may be decided for this path: drop it from the plan.
+      g.states.splice(g.states.indexOf(s), 1);
+      continue;
+    }
+    const l: LocalFile = { ...s.local! };
+    if (r.xxh64 !== undefined) l.xxh64 = r.xxh64;
+    if (r.md5 !== undefined) l.md5 = r.md5;
+    else if (s.base && r.xxh64 === s.base.local.xxh64) l.md5 = s.base.local.md5;
+    if (r.multipartEtag !== undefined) l.multipartEtag = r.multipartEtag;
+    s.local = l;
+  }
+  d.events.emit({ event: 'scan', phase: 'hash', files: results.length, durationMs: Date.now() - t0 });
+}
+
+/**
+ * Listings carry no metadata: for a multipart object whose MD5 the base does not already know,
+ * and which has a local counterpart to compare with, one HEAD reads x-amz-meta-md5.
+ */
+async function fetchMultipartMd5s(d: GatherDeps, g: Gathered): Promise<void> {
+  const need = g.states.filter(
+    (s) => s.local && s.remote && isMultipartEtag(s.remote.etag) && remoteMd5(s.remote, s.base) === undefined,
+  );
+  await mapLimit(need, d.settings.concurrency, async (s) => {
+    try {
+      const h = await d.store.head(s.key, d.signal);
+      if (h?.md5 && h.etag === s.remote!.etag) s.remote = { ...s.remote!, md5: h.md5 };
+    } catch (err) {
+      d.events.emit({ event: 'warning', key: s.key, message: `HEAD failed, content compared by ETag only: ${oneLine(err)}` });
+    }
+  });
+}

@@ -1,0 +1,86 @@
+// A saved plan: what `plan` computed, for `apply` to carry out later. It is checked on load
+// (format, digest, profile, bucket, manifest generation) so a stale or edited plan is refused.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ACTIONS_WITH_EFFECT } from './summary.js';
+import type { Mapping, Plan, PlanItem } from '../core/types.js';
+import { MODES, CONFLICT_POLICIES } from '../core/types.js';
+import { SafetyError, UsageError } from '../core/errors.js';
+
+const KIND = 'storage-sync-plan';
+const FORMAT = 1;
+
+export interface PlanFile {
+  kind: typeof KIND;
+  format: number;
+  runId: string;
+  createdAt: string;
+  profile: string;
+  endpoint: string;
+  bucket: string;
+  mappings: Mapping[];
+  delete: boolean;
+  generation: number;
+  plan: Plan;
+}
+
+function digest(body: Omit<PlanFile, never>): string {
+  return crypto.createHash('sha256').update(JSON.stringify(body)).digest('hex');
+}
+
+export function savePlan(dir: string, pf: PlanFile): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${pf.runId}.json`);
+  const text = JSON.stringify({ ...pf, sha256: digest(pf) }, null, 1) + '\n';
+  // Written whole then renamed, so `last.json` never points at half a plan.
+  for (const target of [file, path.join(dir, 'last.json')]) {
+    const tmp = `${target}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, target);
+  }
+  return file;
+}
+
+function fail(file: string, why: string): never {
+  throw new UsageError(`plan ${file}: ${why}`);
+}
+
+function checkItem(file: string, it: unknown, i: number): PlanItem {
+  if (typeof it !== 'object' || it === null) fail(file, `item ${i} is not an object`);
+  const o = it as PlanItem;
+  if (typeof o.path !== 'string' || typeof o.key !== 'string' || typeof o.action !== 'string' || typeof o.mapping !== 'number') {
+    fail(file, `item ${i} lacks path, key, action or mapping`);
+  }
+  if (!ACTIONS_WITH_EFFECT.has(o.action) && o.action !== 'nothing' && o.action !== 'skip') fail(file, `item ${i} has unknown action "${o.action}"`);
+  return o;
+}
+
+export function loadPlan(file: string): PlanFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    fail(file, code === 'ENOENT' ? 'not found (run `storage-sync plan` first)' : `not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null) fail(file, 'not a plan');
+  const { sha256, ...body } = raw as PlanFile & { sha256?: unknown };
+  if (body.kind !== KIND) fail(file, 'not a storage-sync plan');
+  if (body.format !== FORMAT) fail(file, `format ${String(body.format)} is not supported (expected ${FORMAT})`);
+  if (sha256 !== digest(body)) fail(file, 'digest mismatch: the file was edited or damaged after it was saved');
+  const p = body.plan;
+  if (!p || !Array.isArray(p.items) || !MODES.includes(p.mode) || !CONFLICT_POLICIES.includes(p.conflict)) fail(file, 'malformed plan body');
+  p.items.forEach((it, i) => checkItem(file, it, i));
+  return body;
+}
+
+/** A plan only applies to the manifest state and bucket it was computed against. */
+export function checkPlanFresh(pf: PlanFile, file: string, now: { profile: string; endpoint: string; bucket: string; generation: number; mappings: Mapping[] }): void {
+  if (pf.profile !== now.profile) throw new SafetyError(`stale plan ${file}: made for profile "${pf.profile}", not "${now.profile}"`);
+  if (pf.endpoint !== now.endpoint || pf.bucket !== now.bucket) throw new SafetyError(`stale plan ${file}: made for bucket "${pf.bucket}" at ${pf.endpoint}`);
+  if (JSON.stringify(pf.mappings) !== JSON.stringify(now.mappings)) throw new SafetyError(`stale plan ${file}: the mappings changed since it was made`);
+  if (pf.generation !== now.generation) {
+    throw new SafetyError(`stale plan ${file}: another run changed the manifest since it was made; run \`storage-sync plan\` again`);
+  }
+}

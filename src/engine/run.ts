@@ -1,0 +1,149 @@
+// sync = gather → plan → guard → execute → record. `plan` stops after the guard and saves the
+// plan; `apply` loads a saved plan, drops items that drifted, and executes the rest.
+import crypto from 'node:crypto';
+import path from 'node:path';
+import type { Plan, PlanItem } from '../core/types.js';
+import { InterruptedError } from '../core/errors.js';
+import { buildPlan } from '../core/plan.js';
+import { checkGuards } from '../core/guards.js';
+import { Hasher } from '../local/hasher.js';
+import { Trash } from '../local/trash.js';
+import { S3Store } from '../remote/s3-store.js';
+import { Manifest, profilePaths } from '../manifest/manifest.js';
+import type { Credentials } from '../credentials/source.js';
+import { emptySummary, type EventStream, type Summary } from './events.js';
+import { gather, type Gathered } from './gather.js';
+import { execute } from './executor.js';
+import { isReported, summarizeDryRun } from './summary.js';
+import { checkPlanFresh, loadPlan, savePlan } from './plan-file.js';
+import { dropDrifted } from './drift.js';
+import { nowNs } from './records.js';
+import type { Settings } from './settings.js';
+
+export interface RunRequest {
+  command: 'sync' | 'plan' | 'apply';
+  settings: Settings;
+  credentials: Credentials;
+  events: EventStream;
+  signal: AbortSignal;
+  /** apply: the plan file (default: the last one saved). */
+  planFile?: string;
+  now?: Date;
+}
+
+export interface RunResult {
+  summary: Summary;
+  exitCode: number;
+  runId: string;
+  plan: Plan;
+  planFile?: string;
+}
+
+export function newRunId(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${crypto.randomBytes(3).toString('hex')}`;
+}
+
+export async function run(req: RunRequest): Promise<RunResult> {
+  const { settings: s, credentials: c, events } = req;
+  const started = Date.now();
+  const now = req.now ?? new Date();
+  const runId = newRunId(now);
+  const paths = profilePaths(s.manifestDir, s.profile);
+  const changes = req.command !== 'plan' && !s.dryRun;
+  const identity = { endpoint: c.endpoint, bucket: c.bucket };
+  const store = new S3Store({
+    endpoint: c.endpoint,
+    bucket: c.bucket,
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    region: c.region,
+    forcePathStyle: c.forcePathStyle,
+    concurrency: s.concurrency,
+    multipartThreshold: s.multipartThreshold,
+    partSize: s.partSize,
+  });
+  const hasher = new Hasher();
+  let manifest: Manifest | undefined;
+  try {
+    await store.checkBucket();
+    manifest = Manifest.open(paths.manifest, { readOnly: !changes });
+    const rebase = manifest.checkRemote(identity, s.force) === 'rebased';
+    events.emit({ event: 'start', runId, mode: s.mode, dryRun: !changes, profile: s.profile, bucket: c.bucket });
+
+    const scanStartedNs = nowNs();
+    const g = await gather({ settings: s, store, manifest, hasher, events, signal: req.signal, useBase: !rebase });
+    throwIfAborted(req.signal);
+    const summary = emptySummary(s.mode, !changes);
+    summary.hashed = g.hashed;
+
+    let plan: Plan;
+    if (req.command === 'apply') {
+      const file = req.planFile ?? path.join(paths.plans, 'last.json');
+      const pf = loadPlan(file);
+      checkPlanFresh(pf, file, { profile: s.profile, ...identity, generation: manifest.generation(), mappings: s.mappings });
+      plan = dropDrifted(pf.plan, g, events, summary);
+    } else {
+      plan = buildPlan(g.states, { mode: s.mode, conflict: s.conflict, delete: s.delete, now });
+    }
+    checkGuards(plan, s.mappings, g.tracked, { localCount: g.localCount, remoteCount: g.remoteCount }, { maxDelete: s.maxDelete, force: s.force });
+    events.emit({ event: 'scan', phase: 'plan', files: plan.items.length, durationMs: Date.now() - started });
+    announce(plan.items, g, events, summary);
+
+    let planFile: string | undefined;
+    if (req.command === 'plan') {
+      planFile = savePlan(paths.plans, {
+        kind: 'storage-sync-plan', format: 1, runId, createdAt: now.toISOString(), profile: s.profile, ...identity,
+        mappings: s.mappings, delete: s.delete, generation: manifest.generation(), plan,
+      });
+      events.emit({ event: 'plan-saved', file: planFile, items: plan.items.filter((i) => isReported(i.action)).length });
+    }
+    if (!changes) {
+      summarizeDryRun(plan, summary);
+      return finish(summary, started, events, { runId, plan, ...(planFile ? { planFile } : {}) });
+    }
+
+    await manifest.bindRemote(identity, rebase);
+    await manifest.bumpGeneration();
+    const trashDir = s.trash ? path.join(paths.trash, runId) : undefined;
+    await execute(plan.items, {
+      root: s.root, runId, store, manifest, events, signal: req.signal, concurrency: s.concurrency, scanStartedNs,
+      trash: trashDir ? new Trash(trashDir) : undefined, trashDir, uploadsAllowed: s.mode !== 'download',
+    }, summary);
+    const result = finish(summary, started, events, { runId, plan });
+    await manifest.setLastRun({
+      runId, startedAt: now.toISOString(), finishedAt: new Date().toISOString(), mode: s.mode,
+      exitCode: req.signal.aborted ? 130 : result.exitCode, summary: { ...summary },
+    });
+    throwIfAborted(req.signal);
+    return result;
+  } finally {
+    await hasher.close();
+    store.close();
+    await manifest?.close();
+  }
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
+}
+
+/** Items and problems are told before anything runs, so a reader sees the plan first. */
+function announce(items: PlanItem[], g: Gathered, events: EventStream, summary: Summary): void {
+  for (const it of items) {
+    if (!isReported(it.action)) continue;
+    const e = { event: 'item' as const, path: it.path, key: it.key, action: it.action, reason: it.reason, bytes: it.bytes };
+    events.emit(it.rule ? { ...e, rule: it.rule } : e);
+  }
+  for (const p of g.problems) {
+    summary.failed++;
+    const e = { event: 'file' as const, key: p.key, action: 'invalid' as const, status: 'failed' as const, bytes: 0, error: p.error };
+    events.emit(p.path ? { ...e, path: p.path } : e);
+  }
+}
+
+function finish(summary: Summary, started: number, events: EventStream, rest: Omit<RunResult, 'summary' | 'exitCode'>): RunResult {
+  summary.durationMs = Date.now() - started;
+  events.emit({ event: 'summary', ...summary });
+  return { summary, exitCode: summary.failed > 0 ? 1 : 0, ...rest };
+}
