@@ -86,12 +86,12 @@ async function guarded(item: PlanItem, d: ExecDeps, run: () => Promise<Outcome>)
 
 async function bookkeeping(item: PlanItem, d: ExecDeps): Promise<Outcome> {
   if (item.action === 'forget') {
-    await d.manifest.remove(item.path);
+    d.manifest.remove(item.path);
     return { status: 'done' };
   }
   const local = item.local!;
   const remote = item.action === 'record' ? { ...item.remote!, md5: local.md5! } : item.base!.remote;
-  await d.manifest.put(item.path, entryFor(item.key, local, remote, d.scanStartedNs));
+  d.manifest.put(item.path, entryFor(item.key, local, remote, d.scanStartedNs));
   return { status: 'done' };
 }
 
@@ -99,13 +99,13 @@ async function deleteLocal(item: PlanItem, d: ExecDeps): Promise<Outcome> {
   const abs = path.join(d.root, item.path);
   const now = statOf(abs);
   if (!now) {
-    await d.manifest.remove(item.path);
+    d.manifest.remove(item.path);
     return { status: 'done' };
   }
   if (!item.local || !sameStat(now, item.local)) return { status: 'skipped', error: 'local file changed since planning; left in place' };
   if (d.trash) await d.trash.keep(d.root, item.path);
   else await fs.promises.unlink(abs);
-  await d.manifest.remove(item.path);
+  d.manifest.remove(item.path);
   return { status: 'done' };
 }
 
@@ -122,7 +122,7 @@ async function deleteRemote(items: PlanItem[], d: ExecDeps, report: (i: PlanItem
   for (const key of result.deleted) {
     const item = byKey.get(key);
     if (!item) continue;
-    await d.manifest.remove(item.path);
+    d.manifest.remove(item.path);
     report(item, { status: 'done' });
   }
   for (const f of result.failed) {

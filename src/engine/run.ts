@@ -1,6 +1,7 @@
 // sync = gather → plan → guard → execute → record. `plan` stops after the guard and saves the
 // plan; `apply` loads a saved plan, drops items that drifted, and executes the rest.
 import crypto from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import type { Plan, PlanItem } from '../core/types.js';
 import { InterruptedError } from '../core/errors.js';
@@ -46,6 +47,9 @@ export function newRunId(now: Date): string {
 
 export async function run(req: RunRequest): Promise<RunResult> {
   const { settings: s, credentials: c, events } = req;
+  // Every in-flight request listens on the run's signal; Node's leak warning at 11 listeners is
+  // a false alarm here and must not reach the terminal.
+  setMaxListeners(0, req.signal);
   const started = Date.now();
   const now = req.now ?? new Date();
   const runId = newRunId(now);
@@ -110,6 +114,7 @@ export async function run(req: RunRequest): Promise<RunResult> {
       root: s.root, runId, store, manifest, events, signal: req.signal, concurrency: s.concurrency, scanStartedNs,
       trash: trashDir ? new Trash(trashDir) : undefined, trashDir, uploadsAllowed: s.mode !== 'download',
     }, summary);
+    await manifest.flush();
     const result = finish(summary, started, events, { runId, plan });
     await manifest.setLastRun({
       runId, startedAt: now.toISOString(), finishedAt: new Date().toISOString(), mode: s.mode,

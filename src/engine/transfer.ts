@@ -55,7 +55,7 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
   );
   const after = statOf(abs);
   if (!sameStat(after, before)) return { status: 'skipped', error: 'file changed while uploading; not recorded, it will be sent again next run' };
-  await d.manifest.put(item.path, entryFor(item.key, local, { etag: res.etag, size: local.size, lastModified: Date.now(), md5: local.md5! }, t));
+  d.manifest.put(item.path, entryFor(item.key, local, { etag: res.etag, size: local.size, lastModified: Date.now(), md5: local.md5! }, t));
   return { status: 'done' };
 }
 
@@ -76,7 +76,7 @@ export async function downloadItem(item: PlanItem, d: TransferDeps): Promise<Out
     fetchAtomic(item.key, abs, remote.etag, remote.size, expectMd5, remote.lastModified, d, replacing && d.trash ? () => d.trash!.copy(d.root, item.path) : undefined),
   );
   const local = { size: res.size, mtimeNs: res.mtimeNs, ino: res.ino, md5: res.md5, xxh64: res.xxh64 };
-  await d.manifest.put(item.path, entryFor(item.key, local, { ...remote, md5: res.md5 }, nowNs()));
+  d.manifest.put(item.path, entryFor(item.key, local, { ...remote, md5: res.md5 }, nowNs()));
   return { status: 'done' };
 }
 
@@ -122,7 +122,7 @@ async function keepBothUpload(item: PlanItem, d: TransferDeps): Promise<void> {
   const moved = statOf(to)!;
   const t = nowNs();
   const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal });
-  await d.manifest.put(kb.path, entryFor(kb.key, { ...moved, md5: local.md5!, xxh64: local.xxh64! }, { etag: res.etag, size: moved.size, lastModified: Date.now(), md5: local.md5! }, t));
+  d.manifest.put(kb.path, entryFor(kb.key, { ...moved, md5: local.md5!, xxh64: local.xxh64! }, { etag: res.etag, size: moved.size, lastModified: Date.now(), md5: local.md5! }, t));
 }
 
 /** The remote side of a conflict is about to be overwritten: keep a local copy of it in the trash. */

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { BaseEntry } from '../core/types.js';
-import { SafetyError, UsageError } from '../core/errors.js';
+import { SafetyError, SyncError, UsageError, oneLine } from '../core/errors.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -38,6 +38,9 @@ export class Manifest {
     private readonly meta: Database<unknown, string> | undefined,
     readonly readOnly: boolean,
   ) {}
+
+  private lastWrite: Promise<unknown> = Promise.resolve();
+  private failure: unknown;
 
   /**
    * Opens the manifest at `file`. Read-only mode (dry runs, status) never creates anything: a
@@ -118,12 +121,30 @@ export class Manifest {
     return this.entries?.getKeysCount() ?? 0;
   }
 
-  put(p: string, entry: StoredEntry): Promise<boolean> {
-    return this.writable().put(p, entry);
+  /**
+   * Queues a write. lmdb-js commits the writes queued together in one transaction, so items
+   * do not wait on one fsync each; `flush()` (and `close()`) wait for them and report a failure.
+   * A write lost to a crash costs only a re-hash: the next run finds both sides equal and
+   * records the path again.
+   */
+  put(p: string, entry: StoredEntry): void {
+    this.track(this.writable().put(p, entry));
   }
 
-  remove(p: string): Promise<boolean> {
-    return this.writable().remove(p);
+  remove(p: string): void {
+    this.track(this.writable().remove(p));
+  }
+
+  private track(w: Promise<boolean>): void {
+    w.catch((err: unknown) => {
+      this.failure ??= err;
+    });
+    this.lastWrite = w;
+  }
+
+  async flush(): Promise<void> {
+    await this.lastWrite.catch(() => undefined);
+    if (this.failure) throw new SyncError(`manifest write failed: ${oneLine(this.failure)}`, { cause: this.failure });
   }
 
   /** Bumped by every run that executes: a saved plan made at another generation is stale. */
@@ -146,7 +167,11 @@ export class Manifest {
   }
 
   async close(): Promise<void> {
-    await this.env?.close();
+    try {
+      await this.flush();
+    } finally {
+      await this.env?.close();
+    }
   }
 
   private writable(): Database<StoredEntry, string> {
