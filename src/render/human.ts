@@ -21,6 +21,7 @@ export class HumanRenderer {
   private lastDraw = 0;
   private drawn = false;
   private dryRun = false;
+  private finished = false;
 
   constructor(private readonly out: NodeJS.WritableStream, private readonly err: Tty, private readonly o: HumanOptions, private readonly redact: (s: string) => string) {}
 
@@ -28,7 +29,11 @@ export class HumanRenderer {
     switch (e.event) {
       case 'start':
         this.dryRun = e.dryRun;
-        return;
+        return this.phase('scanning local files and listing the bucket…');
+      case 'scan':
+        if (e.phase === 'local') return this.phase(`${e.files} local files; listing the bucket…`);
+        if (e.phase === 'remote') return this.phase(`${e.files} remote objects; reading files whose stat changed…`);
+        return this.clear();
       case 'warning':
         return this.line(this.err, `warning: ${e.path ?? e.key ?? ''}: ${e.message}`);
       case 'item':
@@ -56,6 +61,7 @@ export class HumanRenderer {
         return this.file(e);
       case 'summary':
         this.clear();
+        this.finished = true;
         return this.line(this.out, summaryLine(e));
       default:
         return;
@@ -73,6 +79,13 @@ export class HumanRenderer {
     this.draw(false);
   }
 
+  /** Before transfers start, the progress line says what the run is waiting on. */
+  private phase(text: string): void {
+    if (!this.o.progress) return;
+    this.err.write('\r\x1b[K' + text);
+    this.drawn = true;
+  }
+
   private line(stream: NodeJS.WritableStream, text: string): void {
     this.clear();
     stream.write(this.redact(text) + '\n');
@@ -85,7 +98,7 @@ export class HumanRenderer {
   }
 
   private draw(force: boolean): void {
-    if (!this.o.progress || this.total.files === 0) return;
+    if (!this.o.progress || this.total.files === 0 || this.finished) return;
     const now = Date.now();
     if (!force && now - this.lastDraw < 100) return;
     this.lastDraw = now;
