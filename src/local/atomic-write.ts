@@ -65,6 +65,10 @@ export async function writeAtomic(
         const r = await nextOrAbort(iterator, opts.signal);
         if (r.done) break;
         const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        // Stop a body longer than announced now, rather than after it has filled the disk.
+        if (size + chunk.length > opts.expectSize) {
+          throw sizeMismatch(label, opts.expectSize, `more than ${opts.expectSize}`);
+        }
         await fh.write(chunk);
         md5.update(chunk);
         xxh.update(chunk);
@@ -84,9 +88,7 @@ export async function writeAtomic(
     }
 
     const digest = md5.digest('hex');
-    if (size !== opts.expectSize) {
-      throw new ItemError(`download of ${label}: size mismatch (expected ${opts.expectSize} bytes, got ${size})`);
-    }
+    if (size !== opts.expectSize) throw sizeMismatch(label, opts.expectSize, String(size));
     if (opts.expectMd5 !== undefined && opts.expectMd5 !== digest) {
       throw new ItemError(`download of ${label}: MD5 mismatch (expected ${opts.expectMd5}, got ${digest})`);
     }
@@ -103,6 +105,10 @@ export async function writeAtomic(
     if (err instanceof SyncError) throw err;
     throw new ItemError(`download of ${label}: ${oneLine(err)}`, { cause: err });
   }
+}
+
+function sizeMismatch(label: string, expected: number, got: string): ItemError {
+  return new ItemError(`download of ${label}: size mismatch (expected ${expected} bytes, got ${got})`);
 }
 
 /** Lets a body that is still open (an HTTP response) free its socket. */

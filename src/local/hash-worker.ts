@@ -30,6 +30,7 @@ export const SMALL_FILE_MAX = 8 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 
 // One extra byte so that a file which grew since the scan is noticed without reading it all.
+// Shared by every task of this worker: safe because a batch is hashed without any await.
 const wholeBuf = Buffer.allocUnsafe(SMALL_FILE_MAX + 1);
 const CHANGED = 'file changed while hashing';
 

@@ -59,9 +59,9 @@ export class Hasher {
     const results = new Array<HashResult>(tasks.length);
     let next = 0;
     const runner = async (): Promise<void> => {
-      for (let b = batches[next++]; b !== undefined; b = batches[next++]) {
+      while (next < batches.length) {
         signal?.throwIfAborted();
-        const batch = b;
+        const batch = batches[next++]!;
         const out = await pool.run(batch.map((i) => tasks[i]!), { signal: signal ?? null });
         out.forEach((r, j) => {
           results[batch[j]!] = r;
@@ -91,6 +91,9 @@ export class Hasher {
       filename: new URL('./hash-worker.js', import.meta.url).href,
       minThreads: this.threads,
       maxThreads: this.threads,
+      // Each worker holds its next batch already, instead of idling for a round trip through
+      // the main thread after each one (measured: ~10% faster on 100k small files).
+      concurrentTasksPerWorker: 2,
     });
     return this.pool;
   }

@@ -75,10 +75,23 @@ test('an MD5 mismatch leaves the old file intact and no temp file', async () => 
   assert.deepEqual(readdirSync(dir), ['a.txt']);
 });
 
-test('a short body is a size mismatch and changes nothing', async () => {
+test('a short or overlong body is a size mismatch and changes nothing', async () => {
   const dir = folder();
   const dest = join(dir, 'a.txt');
   await assert.rejects(writeAtomic(dest, chunks('abc'), { runId: 'r1', expectSize: 10 }), /size mismatch/);
+  assert.deepEqual(readdirSync(dir), []);
+  let pulled = 0;
+  async function* endless(): AsyncGenerator<Buffer> {
+    for (;;) {
+      pulled++;
+      yield Buffer.alloc(1024);
+    }
+  }
+  await assert.rejects(
+    writeAtomic(dest, endless(), { runId: 'r2', expectSize: 4096 }),
+    /size mismatch \(expected 4096 bytes, got more than 4096\)/,
+  );
+  assert.equal(pulled, 5, 'stopped at the first chunk past the announced size');
   assert.deepEqual(readdirSync(dir), []);
 });
 
@@ -128,7 +141,12 @@ test('beforeReplace runs after verification and before the rename', async () => 
   assert.equal(readFileSync(dest, 'utf8'), 'new');
 
   await assert.rejects(
-    writeAtomic(dest, chunks('bad'), { runId: 'r2', expectSize: 3, expectMd5: md5('x'), beforeReplace: async () => void seen.push('called') }),
+    writeAtomic(dest, chunks('bad'), {
+      runId: 'r2',
+      expectSize: 3,
+      expectMd5: md5('x'),
+      beforeReplace: async () => void seen.push('called'),
+    }),
     /MD5 mismatch/,
   );
   assert.deepEqual(seen, ['old'], 'not called when verification fails');
