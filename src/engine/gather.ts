@@ -72,7 +72,10 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   events.emit({ event: 'scan', phase: 'remote', files: remotes.reduce((n, r) => n + r.length, 0), durationMs: Date.now() - t1 });
 
   const out: Gathered = { states: [], problems: [], tracked: [], localCount: [], remoteCount: [], hashed: 0 };
-  settings.mappings.forEach((m, i) => joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out));
+  settings.mappings.forEach((m, i) => {
+    joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out);
+    dropUnknown(out, m, [...scans[i]!.errors.map((e) => e.rel), ...scans[i]!.symlinks]);
+  });
   await hashWhatChanged(d, out);
   return out;
 }
@@ -133,6 +136,17 @@ function joinMapping(
   out.localCount[index] = local.size;
   out.remoteCount[index] = remoteCount;
   for (const s of byRel.values()) out.states.push(s);
+}
+
+/**
+ * What lies under a folder the walk could not read, or behind a symlink it does not follow, is
+ * unknown, not deleted: no decision is made for it (otherwise an unreadable or symlinked folder
+ * would delete its files remotely, and a download would replace a link with a file).
+ */
+function dropUnknown(g: Gathered, m: Mapping, unreadable: string[]): void {
+  if (unreadable.length === 0) return;
+  const prefixes = unreadable.map((rel) => joinLocal(m.local, rel));
+  g.states = g.states.filter((s) => !prefixes.some((p) => s.path === p || s.path.startsWith(p + '/')));
 }
 
 function stripKey(e: StoredEntry): PathState['base'] {

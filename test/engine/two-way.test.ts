@@ -2,6 +2,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { startS3Server, type TestS3 } from '../support/s3-server.js';
 import { filesUnder, makeProject, md5, runCli, type CliResult, type Project } from '../support/harness.js';
@@ -255,5 +256,28 @@ describe('dry run and hostile keys', () => {
     assert.ok(!fs.existsSync(path.join(p.root, 'x.txt')));
     assert.equal(p.read('media/ok.txt'), 'fine');
     assert.equal((await s3.getBuffer('media/local.txt')).toString(), 'local');
+  });
+});
+
+describe('unreadable local folders', () => {
+  test('files under a folder that cannot be read, or that became a symlink, are left alone', async () => {
+    for (const [k, v] of Object.entries(FOUR)) p.write(k, v);
+    p.write('media/sub/x.txt', 'x');
+    p.write('media/sub/y.txt', 'y');
+    await sync();
+    // Unreadable for a normal user; root reads everything, so there the folder becomes a symlink.
+    const sub = path.join(p.root, 'media/sub');
+    fs.rmSync(sub, { recursive: true });
+    fs.mkdirSync(sub);
+    fs.chmodSync(sub, 0o000);
+    const unreadable = process.getuid?.() !== 0;
+    if (!unreadable) {
+      fs.rmdirSync(sub);
+      fs.symlinkSync(os.tmpdir(), sub);
+    }
+    const r = await sync();
+    assert.equal(r.summary?.deletedRemote, 0, r.stdout);
+    assert.deepEqual((await s3.listAll('media/sub/')).map((o) => o.key).sort(), ['media/sub/x.txt', 'media/sub/y.txt']);
+    if (unreadable) fs.chmodSync(sub, 0o755);
   });
 });
