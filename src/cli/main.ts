@@ -10,7 +10,7 @@ import { EnvSource } from '../credentials/env-source.js';
 import { resolveCredentials } from '../credentials/resolve.js';
 import { secretsOf, type CredentialSource } from '../credentials/source.js';
 import { ndjsonRenderer } from '../render/ndjson.js';
-import { HumanRenderer } from '../render/human.js';
+import { HumanRenderer, type HumanOptions } from '../render/human.js';
 import { RunLog } from '../render/log-file.js';
 import { parseArgs } from './parse.js';
 import { statusCommand } from './status.js';
@@ -103,7 +103,7 @@ async function runCommand(
   if (json) events.on(ndjsonRenderer(io.stdout, redact));
   else {
     const progress = (a['progress'] as boolean | undefined) ?? io.stderr.isTTY === true;
-    const human = new HumanRenderer(io.stdout, io.stderr, { progress, everyFile: !io.stderr.isTTY, columns: io.stderr.columns ?? 100 }, redact);
+    const human = new HumanRenderer(io.stdout, io.stderr, { progress, everyFile: !io.stderr.isTTY, columns: io.stderr.columns ?? 100, level: (a['log-level'] as HumanOptions['level'] | undefined) ?? 'info' }, redact);
     events.on(human.listener);
   }
   let runId = '';

@@ -90,6 +90,8 @@ export async function run(req: RunRequest): Promise<RunResult> {
     } else {
       plan = buildPlan(g.states, { mode: s.mode, conflict: s.conflict, delete: s.delete, now });
     }
+    // A saved plan carries its own mode; the command line's does not apply to it.
+    summary.mode = plan.mode;
     checkGuards(plan, s.mappings, g.tracked, { localCount: g.localCount, remoteCount: g.remoteCount }, { maxDelete: s.maxDelete, force: s.force });
     events.emit({ event: 'scan', phase: 'plan', files: plan.items.length, durationMs: Date.now() - started });
     announce(plan.items, g, events, summary);
@@ -98,7 +100,9 @@ export async function run(req: RunRequest): Promise<RunResult> {
     if (req.command === 'plan') {
       planFile = savePlan(paths.plans, {
         kind: 'storage-sync-plan', format: 1, runId, createdAt: now.toISOString(), profile: s.profile, ...identity,
-        mappings: s.mappings, delete: s.delete, generation: manifest.generation(), plan,
+        // Paths that need nothing stay out of the file: apply has nothing to re-check for them.
+        mappings: s.mappings, delete: s.delete, generation: manifest.generation(),
+        plan: { ...plan, items: plan.items.filter((i) => i.action !== 'nothing') },
       });
       events.emit({ event: 'plan-saved', file: planFile, items: plan.items.filter((i) => isReported(i.action)).length });
     }
@@ -112,12 +116,12 @@ export async function run(req: RunRequest): Promise<RunResult> {
     const trashDir = s.trash ? path.join(paths.trash, runId) : undefined;
     await execute(plan.items, {
       root: s.root, runId, store, manifest, events, signal: req.signal, concurrency: s.concurrency, scanStartedNs,
-      trash: trashDir ? new Trash(trashDir) : undefined, trashDir, uploadsAllowed: s.mode !== 'download',
+      trash: trashDir ? new Trash(trashDir) : undefined, trashDir, uploadsAllowed: plan.mode !== 'download',
     }, summary);
     await manifest.flush();
     const result = finish(summary, started, events, { runId, plan });
     await manifest.setLastRun({
-      runId, startedAt: now.toISOString(), finishedAt: new Date().toISOString(), mode: s.mode,
+      runId, startedAt: now.toISOString(), finishedAt: new Date().toISOString(), mode: plan.mode,
       exitCode: req.signal.aborted ? 130 : result.exitCode, summary: { ...summary },
     });
     throwIfAborted(req.signal);

@@ -9,7 +9,11 @@ export interface HumanOptions {
   /** Print every file line (plain mode); otherwise only failures, conflicts and deletes. */
   everyFile: boolean;
   columns: number;
+  /** `warn` keeps warnings, skips, failures and the summary; `error` only failures and the summary. */
+  level: 'debug' | 'info' | 'warn' | 'error';
 }
+
+const RANK = { debug: 0, info: 1, warn: 2, error: 3 } as const;
 
 type Tty = NodeJS.WritableStream & { columns?: number };
 
@@ -35,14 +39,16 @@ export class HumanRenderer {
         if (e.phase === 'remote') return this.phase(`${e.files} remote objects; reading files whose stat changed…`);
         return this.clear();
       case 'warning':
+        if (!this.shows('warn')) return;
         return this.line(this.err, `warning: ${e.path ?? e.key ?? ''}: ${e.message}`);
       case 'item':
-        if (this.dryRun || e.action === 'skip') {
+        if ((this.dryRun && this.shows('info')) || (e.action === 'skip' && this.shows('warn'))) {
           const verb = e.action === 'skip' ? 'skip' : `would ${e.action}`;
           this.line(this.out, `${verb.padEnd(24)} ${e.path ?? e.key}  ${e.bytes ? formatBytes(e.bytes) + '  ' : ''}(${e.reason})`);
         }
         return;
       case 'plan-saved':
+        if (!this.shows('info')) return;
         return this.line(this.out, `plan saved: ${e.file} (${e.items} items; run \`storage-sync apply\` to carry it out)`);
       case 'exec-start':
         this.total = { files: e.files, bytes: e.bytes };
@@ -72,11 +78,16 @@ export class HumanRenderer {
     if (e.action !== 'record') this.done.files++;
     const name = e.path ?? e.key;
     if (e.status === 'failed') this.line(this.err, `failed  ${name}: ${e.error ?? ''}`);
-    else if (e.status === 'skipped') this.line(this.out, `skipped  ${name}: ${e.error ?? ''}`);
-    else if (this.o.everyFile || e.action.startsWith('conflict') || e.action.startsWith('delete')) {
+    else if (e.status === 'skipped') {
+      if (this.shows('warn')) this.line(this.out, `skipped  ${name}: ${e.error ?? ''}`);
+    } else if (this.shows('info') && (this.o.everyFile || e.action.startsWith('conflict') || e.action.startsWith('delete'))) {
       this.line(this.out, `${PAST[e.action] ?? e.action}  ${name}${e.bytes ? '  ' + formatBytes(e.bytes) : ''}`);
     }
     this.draw(false);
+  }
+
+  private shows(level: keyof typeof RANK): boolean {
+    return RANK[this.o.level] <= RANK[level];
   }
 
   /** Before transfers start, the progress line says what the run is waiting on. */
