@@ -9,6 +9,7 @@ import type { Manifest } from '../manifest/manifest.js';
 import type { Trash } from '../local/trash.js';
 import type { EventStream, FileStatus, Summary } from './events.js';
 import { mapLimit } from './limit.js';
+import { tally } from './summary.js';
 import { downloadItem, uploadItem, type TransferDeps } from './transfer.js';
 import { entryFor, sameStat, statOf } from './records.js';
 
@@ -38,8 +39,7 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
   };
 
   for (const item of items) {
-    if (item.action === 'nothing' || item.action === 'refresh') summary.unchanged++;
-    if (item.action === 'skip') summary.skipped++;
+    if (item.action === 'nothing' || item.action === 'refresh' || item.action === 'skip') tally(item, summary);
     if (item.action === 'record' || item.action === 'refresh' || item.action === 'forget') {
       if (d.signal.aborted) break;
       const o = await bookkeeping(item, d);
@@ -140,32 +140,5 @@ function count(item: PlanItem, o: Outcome, s: Summary): void {
     s.skipped++;
     return;
   }
-  switch (item.action) {
-    case 'upload':
-    case 'conflict-upload':
-      s.uploaded++;
-      s.bytesUp += item.local?.size ?? 0;
-      break;
-    case 'download':
-    case 'conflict-download':
-      s.downloaded++;
-      s.bytesDown += item.remote?.size ?? 0;
-      if (item.keepBoth) {
-        s.uploaded++;
-        s.bytesUp += item.local?.size ?? 0;
-      }
-      break;
-    case 'delete-remote':
-      s.deletedRemote++;
-      break;
-    case 'delete-local':
-      s.deletedLocal++;
-      break;
-    case 'record':
-      s.recorded++;
-      break;
-    default:
-      break;
-  }
-  if (item.action === 'conflict-upload' || item.action === 'conflict-download') s.conflicts++;
+  tally(item, s);
 }
