@@ -281,3 +281,18 @@ describe('unreadable local folders', () => {
     if (unreadable) fs.chmodSync(sub, 0o755);
   });
 });
+
+describe('human output', () => {
+  test('plain lines per file off a terminal; --log-level warn keeps only what needs attention', async () => {
+    p.write('media/a.txt', 'a');
+    const info = await runCli(['sync'], { cwd: p.root, env: s3.env });
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /^uploaded {2}media\/a\.txt {2}1 B$/m);
+    assert.match(info.stdout, /^done in .*1 uploaded/m);
+    p.write('media/b.txt', 'b');
+    const warn = await runCli(['sync', '--log-level', 'warn'], { cwd: p.root, env: s3.env });
+    assert.doesNotMatch(warn.stdout, /uploaded {2}media\/b\.txt/);
+    assert.match(warn.stdout, /^done in .*1 uploaded/m);
+    outputs.push(info, warn);
+  });
+});
