@@ -9,7 +9,7 @@ let stops = 0;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     stops++;
-    // A second Ctrl+C means "now": in-flight temp files are left for the next run to clean.
+    // A second Ctrl+C means "now": in-flight temp files are removed by the next run.
     if (stops > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
     process.stderr.write(`\nstorage-sync: ${sig}: stopping after in-flight work is cleanly stopped…\n`);
     controller.abort(sig);

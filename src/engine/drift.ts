@@ -11,11 +11,16 @@ function sameRemote(a: PathState['remote'], b: PathState['remote']): boolean {
   return a.etag === b.etag && a.size === b.size;
 }
 
+/** A racily-clean file keeps its stat through a rewrite; this run's hash (when it read one) tells. */
+function sameContent(a: PathState['local'], b: PathState['local']): boolean {
+  return a?.xxh64 === undefined || b?.xxh64 === undefined || a.xxh64 === b.xxh64;
+}
+
 export function dropDrifted(plan: Plan, g: Gathered, events: EventStream, summary: Summary): Plan {
   const now = new Map(g.states.map((s) => [s.path, s]));
   const items = plan.items.filter((it) => {
     const cur = now.get(it.path);
-    if (sameStat(cur?.local, it.local) && sameRemote(cur?.remote, it.remote)) return true;
+    if (sameStat(cur?.local, it.local) && sameContent(cur?.local, it.local) && sameRemote(cur?.remote, it.remote)) return true;
     if (isReported(it.action) && it.action !== 'skip') {
       summary.skipped++;
       events.emit({ event: 'file', path: it.path, key: it.key, action: it.action, status: 'skipped', bytes: it.bytes, error: 'changed since the plan was made; run `storage-sync plan` again' });

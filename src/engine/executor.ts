@@ -109,7 +109,30 @@ async function deleteLocal(item: PlanItem, d: ExecDeps): Promise<Outcome> {
   return { status: 'done' };
 }
 
-async function deleteRemote(items: PlanItem[], d: ExecDeps, report: (i: PlanItem, o: Outcome) => void): Promise<void> {
+/**
+ * Deletes run last, possibly long after the listing: each object is looked at once more, and one
+ * that changed meanwhile is left alone (a change beats a delete, as in the table).
+ */
+async function stillAsListed(items: PlanItem[], d: ExecDeps, report: (i: PlanItem, o: Outcome) => void): Promise<PlanItem[]> {
+  const keep: PlanItem[] = [];
+  await mapLimit(items, d.concurrency, async (item) => {
+    try {
+      const now = await d.store.head(item.key, d.signal);
+      if (!now) {
+        d.manifest.remove(item.path);
+        report(item, { status: 'done' });
+      } else if (now.etag !== item.remote?.etag) {
+        report(item, { status: 'skipped', error: 'remote object changed since it was listed; not deleted' });
+      } else keep.push(item);
+    } catch (err) {
+      report(item, { status: 'failed', error: `${item.key}: ${oneLine(err)}` });
+    }
+  }, d.signal);
+  return keep;
+}
+
+async function deleteRemote(all: PlanItem[], d: ExecDeps, report: (i: PlanItem, o: Outcome) => void): Promise<void> {
+  const items = await stillAsListed(all, d, report);
   if (items.length === 0) return;
   const byKey = new Map(items.map((i) => [i.key, i]));
   let result: Awaited<ReturnType<S3Store['deleteMany']>>;

@@ -24,6 +24,8 @@ export interface Gathered {
   localCount: number[];
   remoteCount: number[];
   hashed: number;
+  /** Temp files of ours (paths from the root) that a killed run left behind. */
+  temps: string[];
 }
 
 export interface GatherDeps {
@@ -44,9 +46,9 @@ async function listMapping(store: S3Store, prefix: string, signal: AbortSignal):
 }
 
 /** Keeps a local name from becoming a key that could not come back as the same path. */
-function localNameProblem(rel: string): string | undefined {
+function localNameProblem(rel: string, key: string): string | undefined {
   if (/[\\\u0000-\u001f]/.test(rel)) return 'has a backslash or control character';
-  if (Buffer.byteLength(rel) > 1000) return 'is too long for a key';
+  if (Buffer.byteLength(key) > 1024) return 'makes a key longer than 1,024 bytes';
   return undefined;
 }
 
@@ -63,7 +65,7 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   events.emit({ event: 'scan', phase: 'local', files: localFiles, durationMs: Date.now() - t0 });
   for (const [i, s] of scans.entries()) {
     const folder = settings.mappings[i]!.local;
-    for (const rel of s.symlinks) events.emit({ event: 'warning', path: joinLocal(folder, rel), message: 'symlink skipped (links are not followed)' });
+    for (const rel of s.symlinks.filter(filter)) events.emit({ event: 'warning', path: joinLocal(folder, rel), message: 'symlink skipped (links are not followed)' });
     for (const e of s.errors) events.emit({ event: 'warning', path: joinLocal(folder, e.rel), message: e.error });
   }
 
@@ -71,8 +73,9 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   const remotes = await Promise.all(listings);
   events.emit({ event: 'scan', phase: 'remote', files: remotes.reduce((n, r) => n + r.length, 0), durationMs: Date.now() - t1 });
 
-  const out: Gathered = { states: [], problems: [], tracked: [], localCount: [], remoteCount: [], hashed: 0 };
+  const out: Gathered = { states: [], problems: [], tracked: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
   settings.mappings.forEach((m, i) => {
+    out.temps.push(...scans[i]!.temps.map((rel) => joinLocal(m.local, rel)));
     joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out);
     dropUnknown(out, m, [...scans[i]!.errors.map((e) => e.rel), ...scans[i]!.symlinks]);
   });
@@ -99,12 +102,14 @@ function joinMapping(
     return s;
   };
   let remoteCount = 0;
+  const refused = new Set<string>();
   for (const o of remote) {
     if (isFolderMarker(o.key, o.size)) continue;
     let rel: string;
     try {
       rel = keyToRelPath(o.key, m.remote);
     } catch (err) {
+      if (!filter(o.key.slice(m.remote.length))) continue;
       if (err instanceof InvalidPathError) out.problems.push({ key: o.key, error: err.message });
       else throw err;
       continue;
@@ -115,9 +120,10 @@ function joinMapping(
     state(rel).remote = r;
   }
   for (const [rel, l] of local) {
-    const problem = localNameProblem(rel);
+    const problem = localNameProblem(rel, joinKey(m.remote, rel));
     if (problem) {
       out.problems.push({ key: joinKey(m.remote, rel), path: joinLocal(m.local, rel), error: `invalid path: local name ${JSON.stringify(rel)} ${problem}` });
+      refused.add(rel);
       continue;
     }
     state(rel).local = l;
@@ -132,6 +138,9 @@ function joinMapping(
     tracked++;
     state(rel).base = stripKey(entry);
   }
+  // A path whose local name cannot be synced gets no decision at all: its remote object and base
+  // would otherwise read it as locally deleted.
+  for (const rel of refused) byRel.delete(rel);
   out.tracked[index] = tracked;
   out.localCount[index] = local.size;
   out.remoteCount[index] = remoteCount;
@@ -145,7 +154,7 @@ function joinMapping(
  */
 function dropUnknown(g: Gathered, m: Mapping, unreadable: string[]): void {
   if (unreadable.length === 0) return;
-  const prefixes = unreadable.map((rel) => joinLocal(m.local, rel));
+  const prefixes = unreadable.map((rel) => (rel === '' ? m.local : joinLocal(m.local, rel)));
   g.states = g.states.filter((s) => !prefixes.some((p) => s.path === p || s.path.startsWith(p + '/')));
 }
 

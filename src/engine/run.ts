@@ -2,6 +2,7 @@
 // plan; `apply` loads a saved plan, drops items that drifted, and executes the rest.
 import crypto from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Plan, PlanItem } from '../core/types.js';
 import { InterruptedError } from '../core/errors.js';
@@ -11,6 +12,7 @@ import { Hasher } from '../local/hasher.js';
 import { Trash } from '../local/trash.js';
 import { S3Store } from '../remote/s3-store.js';
 import { Manifest, profilePaths } from '../manifest/manifest.js';
+import { RunLock } from '../manifest/lock.js';
 import type { Credentials } from '../credentials/source.js';
 import { emptySummary, type EventStream, type Summary } from './events.js';
 import { gather, type Gathered } from './gather.js';
@@ -69,8 +71,10 @@ export async function run(req: RunRequest): Promise<RunResult> {
   });
   const hasher = new Hasher();
   let manifest: Manifest | undefined;
+  let lock: RunLock | undefined;
   try {
     await store.checkBucket();
+    if (changes) lock = RunLock.acquire(paths.dir);
     manifest = Manifest.open(paths.manifest, { readOnly: !changes });
     const rebase = manifest.checkRemote(identity, s.force) === 'rebased';
     events.emit({ event: 'start', runId, mode: s.mode, dryRun: !changes, profile: s.profile, bucket: c.bucket });
@@ -97,7 +101,7 @@ export async function run(req: RunRequest): Promise<RunResult> {
     announce(plan.items, g, events, summary);
 
     let planFile: string | undefined;
-    if (req.command === 'plan') {
+    if (req.command === 'plan' && !s.dryRun) {
       planFile = savePlan(paths.plans, {
         kind: 'storage-sync-plan', format: 1, runId, createdAt: now.toISOString(), profile: s.profile, ...identity,
         // Paths that need nothing stay out of the file: apply has nothing to re-check for them.
@@ -111,12 +115,14 @@ export async function run(req: RunRequest): Promise<RunResult> {
       return finish(summary, started, events, { runId, plan, ...(planFile ? { planFile } : {}) });
     }
 
+    // Under the lock no other run is writing: temp files are leftovers of a killed run.
+    for (const t of g.temps) fs.rmSync(path.join(s.root, t), { force: true });
     await manifest.bindRemote(identity, rebase);
     await manifest.bumpGeneration();
-    const trashDir = s.trash ? path.join(paths.trash, runId) : undefined;
+    const trashDir = path.join(paths.trash, runId);
     await execute(plan.items, {
       root: s.root, runId, store, manifest, events, signal: req.signal, concurrency: s.concurrency, scanStartedNs,
-      trash: trashDir ? new Trash(trashDir) : undefined, trashDir, uploadsAllowed: plan.mode !== 'download',
+      trash: s.trash ? new Trash(trashDir) : undefined, trashDir, uploadsAllowed: plan.mode !== 'download',
     }, summary);
     await manifest.flush();
     const result = finish(summary, started, events, { runId, plan });
@@ -126,10 +132,15 @@ export async function run(req: RunRequest): Promise<RunResult> {
     });
     throwIfAborted(req.signal);
     return result;
+  } catch (err) {
+    // Whatever a stopped listing or hash pool threw, a stop is a stop: 130 or 143.
+    if (req.signal.aborted && !(err instanceof InterruptedError)) throwIfAborted(req.signal);
+    throw err;
   } finally {
     await hasher.close();
     store.close();
     await manifest?.close();
+    lock?.release();
   }
 }
 

@@ -20,8 +20,11 @@ export interface TransferDeps {
   store: S3Store;
   manifest: Manifest;
   trash: Trash | undefined;
-  /** `<manifest dir>/<profile>/trash/<run id>`: where remote losers of a conflict are kept. */
-  trashDir: string | undefined;
+  /**
+   * `<manifest dir>/<profile>/trash/<run id>`: where remote losers of a conflict are kept, even
+   * with --no-trash (which is about local files): an overwritten remote edit has no other copy.
+   */
+  trashDir: string;
   events: EventStream;
   signal: AbortSignal;
   /** False in download-only mode: keep-both then only renames the local version aside. */
@@ -29,6 +32,12 @@ export interface TransferDeps {
 }
 
 const DOWNLOAD_ATTEMPTS = 3;
+
+class LocalChangedError extends ItemError {
+  constructor() {
+    super('local file changed during the download; left in place, it will be compared again next run');
+  }
+}
 
 function progress(d: TransferDeps, p: string): (n: number) => void {
   return (n) => d.events.emit({ event: 'transfer-bytes', internal: true, path: p, bytes: n });
@@ -48,11 +57,21 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
   const local = item.local!;
   const before = statOf(abs);
   if (!sameStat(before, local)) return { status: 'skipped', error: 'local file changed since planning; it will be picked up next run' };
-  if (item.action === 'conflict-upload' && item.remote) await keepRemoteLoser(item, d);
+  // A remote version this upload replaces without the base knowing it is kept, like a local one.
+  if (item.remote && (item.action === 'conflict-upload' || item.reason === 'first-run-differs')) await keepRemoteLoser(item, d);
   const t = nowNs();
-  const res = await withProgress(d, item.path, local.size, () =>
-    d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path) }),
-  );
+  const expect = item.remote ? { etag: item.remote.etag } : ('absent' as const);
+  let res: Awaited<ReturnType<S3Store['upload']>>;
+  try {
+    res = await withProgress(d, item.path, local.size, () =>
+      d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect }),
+    );
+  } catch (err) {
+    if (err instanceof ItemError && /changed since it was listed/.test(err.message)) {
+      return { status: 'skipped', error: 'remote object changed since it was listed; not overwritten, compared again next run' };
+    }
+    throw err;
+  }
   const after = statOf(abs);
   if (!sameStat(after, before)) return { status: 'skipped', error: 'file changed while uploading; not recorded, it will be sent again next run' };
   d.manifest.put(item.path, entryFor(item.key, local, { etag: res.etag, size: local.size, lastModified: Date.now(), md5: local.md5! }, t));
@@ -65,16 +84,29 @@ export async function downloadItem(item: PlanItem, d: TransferDeps): Promise<Out
   if (!sameStat(current, item.local ? { size: item.local.size, mtimeNs: item.local.mtimeNs, ino: item.local.ino } : undefined)) {
     return { status: 'skipped', error: 'local file changed since planning; it will be compared again next run' };
   }
-  let replacing = current !== undefined;
+  let expected = current;
   if (item.keepBoth && current) {
     await keepBothUpload(item, d);
-    replacing = false;
+    expected = undefined;
   }
+  // Checked again at the last moment: a file that appeared or changed while the bytes came in
+  // is the user's newer work, never replaced.
+  const beforeReplace = async (): Promise<void> => {
+    const now = statOf(abs);
+    if (!sameStat(now, expected)) throw new LocalChangedError();
+    if (now && d.trash) await d.trash.copy(d.root, item.path);
+  };
   const remote = item.remote!;
   const expectMd5 = remoteMd5(remote, item.base);
-  const res = await withProgress(d, item.path, remote.size, () =>
-    fetchAtomic(item.key, abs, remote.etag, remote.size, expectMd5, remote.lastModified, d, replacing && d.trash ? () => d.trash!.copy(d.root, item.path) : undefined),
-  );
+  let res: Awaited<ReturnType<typeof writeAtomic>>;
+  try {
+    res = await withProgress(d, item.path, remote.size, () =>
+      fetchAtomic(item.key, abs, remote.etag, remote.size, expectMd5, remote.lastModified, d, beforeReplace),
+    );
+  } catch (err) {
+    if (err instanceof LocalChangedError) return { status: 'skipped', error: err.message };
+    throw err;
+  }
   const local = { size: res.size, mtimeNs: res.mtimeNs, ino: res.ino, md5: res.md5, xxh64: res.xxh64 };
   d.manifest.put(item.path, entryFor(item.key, local, { ...remote, md5: res.md5 }, nowNs()));
   return { status: 'done' };
@@ -104,7 +136,7 @@ async function fetchAtomic(
       return await writeAtomic(dest, got.body, opts);
     } catch (err) {
       lastErr = err;
-      if (err instanceof ItemError && /changed since it was listed/.test(err.message)) break;
+      if (err instanceof LocalChangedError || (err instanceof ItemError && /changed since it was listed/.test(err.message))) break;
     }
   }
   throw lastErr ?? new ItemError('interrupted');
@@ -121,13 +153,12 @@ async function keepBothUpload(item: PlanItem, d: TransferDeps): Promise<void> {
   const local = item.local!;
   const moved = statOf(to)!;
   const t = nowNs();
-  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal });
+  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal, expect: 'absent' });
   d.manifest.put(kb.path, entryFor(kb.key, { ...moved, md5: local.md5!, xxh64: local.xxh64! }, { etag: res.etag, size: moved.size, lastModified: Date.now(), md5: local.md5! }, t));
 }
 
 /** The remote side of a conflict is about to be overwritten: keep a local copy of it in the trash. */
 async function keepRemoteLoser(item: PlanItem, d: TransferDeps): Promise<void> {
-  if (!d.trashDir) return;
   const remote = item.remote!;
   const dest = path.join(d.trashDir, 'remote', item.path);
   await fetchAtomic(item.key, dest, remote.etag, remote.size, remoteMd5(remote, item.base), remote.lastModified, d, undefined);

@@ -93,11 +93,13 @@ export async function writeAtomic(
       throw new ItemError(`download of ${label}: MD5 mismatch (expected ${opts.expectMd5}, got ${digest})`);
     }
     opts.signal?.throwIfAborted();
+    // The stat of our own bytes, taken before the rename: inode and mtime survive it, and a write
+    // by someone else after the rename then always shows as a stat change.
+    const st = await stat(temp, { bigint: true });
     await opts.beforeReplace?.(dest);
     await rename(temp, dest);
     created = false;
     await syncDir(dirname(dest));
-    const st = await stat(dest, { bigint: true });
     return { md5: digest, xxh64: xxh.digestHex(), size, mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino) };
   } catch (err) {
     release(body, iterator);

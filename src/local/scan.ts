@@ -12,6 +12,8 @@ export interface ScanResult {
   files: Map<string, LocalFile>;
   /** Relative paths of symbolic links, which are never followed nor synced. */
   symlinks: string[];
+  /** Our own temp files (`.<name>.ssync-<run>.tmp`) left by a killed run; never user files. */
+  temps: string[];
   /**
    * Directories or files that could not be read. Whatever lies below an errored directory is
    * unknown, not deleted: the engine must not plan deletes from its absence.
@@ -42,7 +44,7 @@ export function scanMapping(
   mappingLocal: string,
   filter: (rel: string) => boolean,
 ): ScanResult {
-  const result: ScanResult = { files: new Map(), symlinks: [], errors: [], exists: false };
+  const result: ScanResult = { files: new Map(), symlinks: [], temps: [], errors: [], exists: false };
   const top = join(root, mappingLocal);
   // The mapping folder itself may be a link (a mounted disk): the user chose it, so follow it.
   let topStat;
@@ -77,8 +79,11 @@ export function scanMapping(
       if (entry.isDirectory()) {
         pending.push(rel);
       } else if (entry.isSymbolicLink()) {
-        if (filter(rel)) result.symlinks.push(rel);
-      } else if (entry.isFile() && !isTempName(entry.name) && filter(rel)) {
+        // Listed whatever the filter says: the engine must not write through a link below it.
+        result.symlinks.push(rel);
+      } else if (entry.isFile() && isTempName(entry.name)) {
+        result.temps.push(rel);
+      } else if (entry.isFile() && filter(rel)) {
         statFile(result, dirAbs + sep + entry.name, rel);
       }
       // Sockets, FIFOs and devices are not content: ignored.

@@ -69,6 +69,12 @@ export interface UploadSource {
 
 export interface UploadOptions {
   signal?: AbortSignal;
+  /**
+   * What the key must hold for the write to go ahead: the ETag planned against, or 'absent'.
+   * A single PUT sends it as If-Match / If-None-Match (R2 and S3 answer 412 otherwise); a
+   * multipart upload, which lib-storage cannot make conditional, checks it with a HEAD first.
+   */
+  expect?: { etag: string } | 'absent';
   /** Called with each increment of bytes sent (not a running total). */
   onBytes?: (n: number) => void;
 }
@@ -85,6 +91,7 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNR
 interface SdkError { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } }
 const statusOf = (err: unknown) => (err as SdkError | undefined)?.$metadata?.httpStatusCode;
 const quote = (etag: string) => `"${normalizeEtag(etag)}"`;
+const remoteChanged = (cause?: unknown) => new ItemError('remote object changed since it was listed', { cause });
 const md5Of = (meta: Record<string, string> | undefined) =>
   meta?.md5 && /^[0-9a-f]{32}$/i.test(meta.md5) ? meta.md5.toLowerCase() : undefined;
 
@@ -145,7 +152,7 @@ export class S3Store {
   async get(key: string, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<GetResult> {
     const cmd = new GetObjectCommand({ Bucket: this.cfg.bucket, Key: key, IfMatch: opts.ifMatch && quote(opts.ifMatch) });
     const res = await this.client.send(cmd, { abortSignal: opts.signal }).catch((err: unknown) => {
-      if (statusOf(err) === 412) throw new ItemError('remote object changed since it was listed', { cause: err });
+      if (statusOf(err) === 412) throw remoteChanged(err);
       throw this.fail('GetObject', key, err, opts.signal);
     });
     const body = res.Body;
@@ -236,8 +243,10 @@ export class S3Store {
       ContentMD5: md5.toString('base64'),
       ContentType: contentTypeFor(key),
       Metadata: { md5: src.md5 },
+      ...(opts.expect === 'absent' ? { IfNoneMatch: '*' } : opts.expect ? { IfMatch: quote(opts.expect.etag) } : {}),
     });
     const res = await this.client.send(cmd, { abortSignal: opts.signal }).catch((err: unknown) => {
+      if (statusOf(err) === 412) throw remoteChanged(err);
       throw this.fail('PutObject', key, err, opts.signal);
     });
     opts.onBytes?.(data.length);
@@ -245,6 +254,10 @@ export class S3Store {
   }
 
   private async putMultipart(key: string, src: UploadSource, opts: UploadOptions) {
+    if (opts.expect) {
+      const now = await this.head(key, opts.signal);
+      if (opts.expect === 'absent' ? now !== undefined : now?.etag !== normalizeEtag(opts.expect.etag)) throw remoteChanged();
+    }
     const partSize = partSizeFor(src.size, this.cfg.partSize);
     const hasher = new EtagHasher(partSize);
     let sent = { md5: '', multipartEtag: '' };

@@ -4,6 +4,8 @@ import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { startS3Server, type TestS3 } from '../support/s3-server.js';
 import { makeProject, md5, runCli, type Project } from '../support/harness.js';
@@ -86,4 +88,79 @@ test('an aborted run keeps what it finished and throws InterruptedError(SIGTERM)
   // A PUT aborted in flight may still have landed; the rerun then records it instead of sending it.
   assert.equal(Number(rerun.summary?.uploaded) + Number(rerun.summary?.recorded), 30 - recorded.length);
   assert.equal((await s3.listAll()).length, 30);
+});
+
+test('a local file that appears while its download is in flight is left alone', async () => {
+  await s3.putRaw('media/photo.jpg', crypto.randomBytes(200_000));
+  let outcome: SyncEvent | undefined;
+  await run(
+    request((e) => {
+      if (e.event === 'transfer-start' && e.path === 'media/photo.jpg') p.write('media/photo.jpg', 'made by the user meanwhile', { ageMs: 0 });
+      if (e.event === 'file') outcome = e;
+    }),
+  );
+  assert.ok(outcome?.event === 'file' && outcome.status === 'skipped');
+  assert.equal(p.read('media/photo.jpg'), 'made by the user meanwhile');
+  assert.deepEqual(tracked(), []);
+  assert.deepEqual(Object.keys(p.files()).filter((f) => f.endsWith('.tmp')), []);
+});
+
+test('a remote object edited after listing is not deleted', async () => {
+  for (let i = 0; i < 4; i++) p.write(`media/f${i}.txt`, `file ${i}`);
+  p.write('media/big.bin', crypto.randomBytes(6 * MiB));
+  await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+  p.remove('media/f0.txt');
+  p.write('media/big.bin', crypto.randomBytes(6 * MiB));
+  let edit: Promise<string> | undefined;
+  const files: SyncEvent[] = [];
+  await run(
+    request((e) => {
+      // Someone edits the object while this run is busy with another transfer.
+      if (e.event === 'transfer-start' && e.path === 'media/big.bin') edit = s3.putRaw('media/f0.txt', 'edited elsewhere');
+      if (e.event === 'file') files.push(e);
+    }),
+  );
+  await edit;
+  const del = files.find((e) => e.event === 'file' && e.path === 'media/f0.txt');
+  assert.ok(del?.event === 'file' && del.status === 'skipped', JSON.stringify(del));
+  assert.equal((await s3.getBuffer('media/f0.txt')).toString(), 'edited elsewhere');
+  const next = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+  assert.equal(p.read('media/f0.txt'), 'edited elsewhere', 'the change beats the delete next run');
+  assert.equal(next.code, 0);
+});
+
+test('a stop during scanning or listing is an interruption (130), not a failure', async () => {
+  p.write('media/a.txt', 'a');
+  const controller = new AbortController();
+  controller.abort('SIGINT');
+  await assert.rejects(run(request(() => undefined, controller.signal)), (err: unknown) => err instanceof InterruptedError && err.exitCode === 130);
+});
+
+test('a second run on the same profile is refused (exit 3) while a live process holds the lock', async () => {
+  p.write('media/a.txt', 'a');
+  const lockFile = path.join(p.root, 'manifests/default/lock');
+  fs.mkdirSync(path.dirname(lockFile), { recursive: true });
+  fs.writeFileSync(lockFile, JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: 'now' }));
+  const held = await runCli(['sync'], { cwd: p.root, env: s3.env });
+  assert.equal(held.code, 3);
+  assert.match(held.stderr, new RegExp(`another run holds the lock .*pid ${process.pid}`));
+  assert.deepEqual(await s3.listAll(), [], 'refused before any change');
+  // A lock left by a process that has exited is taken over.
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+  fs.writeFileSync(lockFile, JSON.stringify({ pid: dead, host: os.hostname(), startedAt: 'then' }));
+  const taken = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+  assert.equal(taken.code, 0, taken.stderr);
+  assert.ok(!fs.existsSync(lockFile), 'released at the end');
+});
+
+test('temp files left by a killed run are removed by the next run, never uploaded', async () => {
+  p.write('media/a.txt', 'a');
+  p.write('media/.a.txt.ssync-20261127-000000-abcdef.tmp', 'half a download');
+  const dry = await runCli(['sync', '--dry-run', '--json'], { cwd: p.root, env: s3.env });
+  assert.equal(dry.code, 0);
+  assert.ok(p.exists('media/.a.txt.ssync-20261127-000000-abcdef.tmp'), 'a dry run removes nothing');
+  const r = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+  assert.equal(r.summary?.uploaded, 1);
+  assert.ok(!p.exists('media/.a.txt.ssync-20261127-000000-abcdef.tmp'));
+  assert.deepEqual((await s3.listAll()).map((o) => o.key), ['media/a.txt']);
 });

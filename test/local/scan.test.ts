@@ -33,7 +33,7 @@ test('lists files with size, mtimeNs and inode, keyed by POSIX path inside the m
 
 test('a missing mapping folder is not an error', () => {
   const root = tree({});
-  assert.deepEqual(scanMapping(root, 'nope', all), { files: new Map(), symlinks: [], errors: [], exists: false });
+  assert.deepEqual(scanMapping(root, 'nope', all), { files: new Map(), symlinks: [], temps: [], errors: [], exists: false });
 });
 
 test('symlinks are reported and never followed', () => {
@@ -65,7 +65,9 @@ test('our temp files are never reported, whatever the filter', () => {
   writeFileSync(temp, 'partial');
   assert.equal(isTempName(temp.slice(temp.lastIndexOf('/') + 1)), true);
   assert.equal(isTempName('a.jpg'), false);
-  assert.deepEqual([...scanMapping(root, 'm', all).files.keys()], ['a.jpg']);
+  const r = scanMapping(root, 'm', all);
+  assert.deepEqual([...r.files.keys()], ['a.jpg']);
+  assert.deepEqual(r.temps, ['.a.jpg.ssync-run-20261127T1350.tmp'], 'listed apart, for the engine to clean up');
   assert.equal(makeFilter([], [])('x/.a.jpg.ssync-r1.tmp'), false);
 });
 
