@@ -74,8 +74,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     debug = a['log-level'] === 'debug';
     const command = parsed.command!;
     const settings = resolveSettings(overridesFrom(a, command), io.cwd);
-    if (command === 'status') return statusCommand(settings, io, json);
-    if (command === 'manifest') return manifestCommand(settings, a['action'] as string, a['path'] as string | undefined, io);
+    if (command === 'status') return await statusCommand(settings, io, json);
+    if (command === 'manifest') return await manifestCommand(settings, a['action'] as string, a['path'] as string | undefined, io);
 
     const credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...(io.sources ?? [])]);
     redact = makeRedactor(secretsOf(credentials));

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CONFLICT_POLICIES, MODES, type ConflictPolicy, type Mapping, type Mode } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
+import { parseMaxDelete } from '../core/guards.js';
 
 export const MiB = 1024 * 1024;
 
@@ -161,6 +162,7 @@ export function resolveSettings(o: Overrides, cwd: string): Settings {
   };
   const mssql = o.mssql ?? file.mssql;
   if (mssql !== undefined) settings.mssql = mssql;
+  parseMaxDelete(settings.maxDelete); // a bad value is an error even when --force would skip the guard
   if (settings.partSize < 5 * MiB) throw new UsageError('partSize must be at least 5 MiB (S3 and R2 minimum)');
   return settings;
 }

@@ -74,11 +74,18 @@ export interface CliResult {
   summary: Record<string, number | string | boolean> | undefined;
 }
 
+/** The NDJSON lines of stdout; other output (human lines, pretty-printed JSON) is passed over. */
 function parseEvents(stdout: string): Record<string, unknown>[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const out: Record<string, unknown>[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{') || !line.endsWith('}')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // not an event line
+    }
+  }
+  return out;
 }
 
 function result(code: number, stdout: string, stderr: string): CliResult {
