@@ -74,8 +74,16 @@ async function main(): Promise<void> {
     for (const m of envText.matchAll(/(\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
     process.stderr.write(`generating ${N} files in ${root}…\n`);
     const bytes = generate(root, N, Number(values.seed));
+    // GNU time, when installed, gives each run's peak RSS (the target is under 300 MB at 100k files).
+    const gnuTime = fs.existsSync('/usr/bin/time');
+    const rssFile = path.join(os.tmpdir(), `ssync-bench-rss-${process.pid}`);
+    const peakRss: Record<string, number> = {};
     const cli = (...args: string[]): Record<string, number> => {
-      const out = execFileSync(process.execPath, [BIN, ...args, '--json', '--root', root], { env, maxBuffer: 1 << 30 }).toString();
+      const argv = [BIN, ...args, '--json', '--root', root];
+      const out = gnuTime
+        ? execFileSync('/usr/bin/time', ['-f', '%M', '-o', rssFile, process.execPath, ...argv], { env, maxBuffer: 1 << 30 }).toString()
+        : execFileSync(process.execPath, argv, { env, maxBuffer: 1 << 30 }).toString();
+      if (gnuTime) peakRss[args[0]!] = Math.max(peakRss[args[0]!] ?? 0, Number(fs.readFileSync(rssFile, 'utf8').trim()) / 1024);
       return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
     };
     process.stderr.write('first sync (upload of the whole tree)…\n');
@@ -120,6 +128,8 @@ async function main(): Promise<void> {
         `| find -printf stat walk | ${fmt(med['find']!)} | |`,
         `| bare paginated ListObjectsV2 | ${fmt(med['list']!)} | |`,
         `| find + list | ${fmt(floor)} | 1.00× |`,
+        '',
+        gnuTime ? `peak RSS: ${Object.entries(peakRss).map(([k, v]) => `${k} ${v.toFixed(0)} MB`).join(', ')} (first sync included)` : 'peak RSS: /usr/bin/time not installed',
       ].join('\n') + '\n',
     );
     if (second['hashed'] !== 0 || second['uploaded'] !== 0) process.exitCode = 1;

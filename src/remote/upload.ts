@@ -1,0 +1,154 @@
+// Sending one file: a single PutObject with Content-MD5 below the threshold, a fixed-part-size
+// multipart upload above it. Either way the bytes sent are hashed as they go, and a file that no
+// longer matches the MD5 it was planned with is not stored.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { Transform } from 'node:stream';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ItemError, oneLine } from '../core/errors.js';
+import { EtagHasher, etagPartCount, normalizeEtag, partSizeFor } from './etag.js';
+import { remoteChanged, statusOf, type Failure } from './failure.js';
+
+export interface UploadSource {
+  filePath: string;
+  size: number;
+  /** Hex MD5 the hasher computed; the upload fails rather than store other content. */
+  md5: string;
+}
+
+export interface UploadOptions {
+  signal?: AbortSignal;
+  /**
+   * What the key must hold for the write to go ahead: the ETag planned against, or 'absent'.
+   * A single PUT sends it as If-Match / If-None-Match (R2 and S3 answer 412 otherwise); a
+   * multipart upload, which lib-storage cannot make conditional, checks it with a HEAD first.
+   */
+  expect?: { etag: string } | 'absent';
+  /** Called with each increment of bytes sent (not a running total). */
+  onBytes?: (n: number) => void;
+}
+
+export interface UploadResult {
+  etag: string;
+  size: number;
+  multipart: boolean;
+}
+
+/** What the upload paths need from the store. */
+export interface UploadContext {
+  client: S3Client;
+  bucket: string;
+  partSize: number;
+  fail: Failure;
+  head(key: string, signal?: AbortSignal): Promise<{ etag: string } | undefined>;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  css: 'text/css', js: 'text/javascript', html: 'text/html', json: 'application/json',
+  png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', svg: 'image/svg+xml',
+  webp: 'image/webp', woff2: 'font/woff2', txt: 'text/plain', pdf: 'application/pdf',
+  mp4: 'video/mp4', mp3: 'audio/mpeg',
+};
+
+export function contentTypeFor(key: string): string {
+  return CONTENT_TYPES[extname(key).slice(1).toLowerCase()] ?? 'application/octet-stream';
+}
+
+const quote = (etag: string): string => `"${normalizeEtag(etag)}"`;
+
+function etagOf(op: string, key: string, etag: string | undefined): string {
+  if (!etag) throw new ItemError(`S3 ${op} ${key}: response has no ETag`);
+  return normalizeEtag(etag);
+}
+
+export async function putSingle(ctx: UploadContext, key: string, src: UploadSource, opts: UploadOptions): Promise<UploadResult> {
+  const data = await readFile(src.filePath, { signal: opts.signal }).catch((err: unknown) => {
+    throw opts.signal?.aborted ? opts.signal.reason : new ItemError(oneLine(err), { cause: err });
+  });
+  const md5 = createHash('md5').update(data).digest();
+  if (data.length !== src.size || md5.toString('hex') !== src.md5) throw new ItemError('file changed since it was hashed');
+  const cmd = new PutObjectCommand({
+    Bucket: ctx.bucket,
+    Key: key,
+    Body: data,
+    ContentLength: data.length,
+    ContentMD5: md5.toString('base64'),
+    ContentType: contentTypeFor(key),
+    Metadata: { md5: src.md5 },
+    ...(opts.expect === 'absent' ? { IfNoneMatch: '*' } : opts.expect ? { IfMatch: quote(opts.expect.etag) } : {}),
+  });
+  const res = await ctx.client.send(cmd, { abortSignal: opts.signal }).catch((err: unknown) => {
+    if (statusOf(err) === 412) throw remoteChanged(err);
+    throw ctx.fail.of('PutObject', key, err, opts.signal);
+  });
+  opts.onBytes?.(data.length);
+  return { etag: etagOf('PutObject', key, res.ETag), size: data.length, multipart: false };
+}
+
+export async function putMultipart(ctx: UploadContext, key: string, src: UploadSource, opts: UploadOptions): Promise<UploadResult> {
+  if (opts.expect) {
+    const now = await ctx.head(key, opts.signal);
+    if (opts.expect === 'absent' ? now !== undefined : now?.etag !== normalizeEtag(opts.expect.etag)) throw remoteChanged();
+  }
+  const partSize = partSizeFor(src.size, ctx.partSize);
+  const hasher = new EtagHasher(partSize);
+  let sent = { md5: '', multipartEtag: '' };
+  const changed = () => new ItemError('file changed while uploading');
+  // Failing the stream (rather than checking afterwards) makes lib-storage abort the multipart
+  // upload: the last part is only handed over once the stream has ended cleanly.
+  const verified = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hasher.update(chunk);
+      done(hasher.bytes > src.size ? changed() : null, chunk);
+    },
+    flush(done) {
+      sent = hasher.digest();
+      done(hasher.bytes !== src.size || sent.md5 !== src.md5 ? changed() : null);
+    },
+  });
+  const file = createReadStream(src.filePath);
+  file.on('error', (err) => verified.destroy(new ItemError(oneLine(err), { cause: err })));
+  file.pipe(verified);
+  const upload = new Upload({
+    client: ctx.client,
+    partSize,
+    queueSize: 4,
+    leavePartsOnError: false,
+    params: {
+      Bucket: ctx.bucket,
+      Key: key,
+      Body: verified,
+      ContentLength: src.size,
+      ContentType: contentTypeFor(key),
+      Metadata: { md5: src.md5 },
+    },
+  });
+  let reported = 0;
+  upload.on('httpUploadProgress', ({ loaded = 0 }) => {
+    if (loaded > reported) opts.onBytes?.(loaded - reported);
+    reported = Math.max(reported, loaded);
+  });
+  const onAbort = () => void upload.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const res = await upload.done().catch((err: unknown) => {
+      throw ctx.fail.of('Upload', key, err, opts.signal);
+    });
+    const etag = etagOf('CompleteMultipartUpload', key, res.ETag);
+    // Parts carry no Content-MD5, so the ETag is the only proof the server stored these bytes.
+    // A file smaller than one part went up as a single PutObject: its ETag is the plain MD5.
+    const multipart = etagPartCount(etag) !== undefined;
+    const expected = multipart ? sent.multipartEtag : src.md5;
+    if (etag !== expected) throw new ItemError(`S3 Upload ${key}: stored ETag ${etag} does not match the content sent (${expected})`);
+    return { etag, size: src.size, multipart };
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    // Unblocks part readers still waiting on the stream after a failure or an abort, so that
+    // lib-storage gets to send AbortMultipartUpload.
+    file.destroy();
+    verified.destroy();
+  }
+}
