@@ -2,30 +2,12 @@
 // line up with what the bucket shows.
 
 import { decide } from './decide.js';
-import type { Action, Plan, PathState, PlanOptions } from './types.js';
+import type { Plan, PathState, PlanOptions } from './types.js';
 
 export function buildPlan(states: Iterable<PathState>, opts: PlanOptions): Plan {
   const items = Array.from(states, (state) => decide(state, opts));
   items.sort((a, b) => compareUtf8(a.path, b.path));
   return { items, mode: opts.mode, conflict: opts.conflict };
-}
-
-export function summarizePlan(plan: Plan): Record<Action, number> {
-  const counts: Record<Action, number> = {
-    upload: 0,
-    download: 0,
-    'delete-remote': 0,
-    'delete-local': 0,
-    record: 0,
-    'conflict-upload': 0,
-    'conflict-download': 0,
-    forget: 0,
-    refresh: 0,
-    skip: 0,
-    nothing: 0,
-  };
-  for (const item of plan.items) counts[item.action] += 1;
-  return counts;
 }
 
 /**

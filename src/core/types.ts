@@ -39,6 +39,8 @@ export interface RemoteObject {
   lastModified: number;
   /** MD5 of the content when known beyond the ETag (x-amz-meta-md5 from a HEAD). */
   md5?: string;
+  /** A multipart object's part size, when the server tells it (HeadObject with PartNumber=1). */
+  partSize?: number;
 }
 
 /** B: what the manifest recorded the last time the path was in sync on both sides. */

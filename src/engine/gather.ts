@@ -178,7 +178,7 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
     const task: HashTask = { abs, size: s.local.size };
     if (s.base && s.base.local.size === s.local.size) task.expectXxh64 = s.base.local.xxh64;
     if (s.remote && isMultipartEtag(s.remote.etag) && remoteMd5(s.remote, s.base) === undefined && s.remote.size === s.local.size) {
-      task.multipartPartSize = partSizeFor(s.local.size, d.settings.partSize);
+      task.multipartPartSize = s.remote.partSize ?? partSizeFor(s.local.size, d.settings.partSize);
     }
     tasks.push(task);
     byAbs.set(abs, s);
@@ -207,7 +207,8 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
 
 /**
  * Listings carry no metadata: for a multipart object whose MD5 the base does not already know,
- * and which has a local counterpart to compare with, one HEAD reads x-amz-meta-md5.
+ * and which has a local counterpart to compare with, one HEAD reads x-amz-meta-md5 (and a second
+ * one the part size, when the MD5 is not there).
  */
 async function fetchMultipartMd5s(d: GatherDeps, g: Gathered): Promise<void> {
   const need = g.states.filter(
@@ -216,7 +217,14 @@ async function fetchMultipartMd5s(d: GatherDeps, g: Gathered): Promise<void> {
   await mapLimit(need, d.settings.concurrency, async (s) => {
     try {
       const h = await d.store.head(s.key, d.signal);
-      if (h?.md5 && h.etag === s.remote!.etag) s.remote = { ...s.remote!, md5: h.md5 };
+      if (h?.md5 && h.etag === s.remote!.etag) {
+        s.remote = { ...s.remote!, md5: h.md5 };
+        return;
+      }
+      // No MD5 on the object (another tool uploaded it): its exact part size lets the local
+      // multipart ETag be computed; servers that cannot tell leave our own part-size rule.
+      const part = await d.store.headPart1(s.key, d.signal);
+      if (part) s.remote = { ...s.remote!, partSize: part.partSize };
     } catch (err) {
       d.events.emit({ event: 'warning', key: s.key, message: `HEAD failed, content compared by ETag only: ${oneLine(err)}` });
     }

@@ -4,12 +4,9 @@
 // and an abort has little queued work to throw away.
 
 import { availableParallelism } from 'node:os';
-import { createReadStream } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { Piscina } from 'piscina';
 import type { HashResult, HashTask } from './hash-worker.js';
 import { SMALL_FILE_MAX } from './hash-worker.js';
-import { getXxh64 } from './xxh.js';
 
 export type { HashResult, HashTask } from './hash-worker.js';
 
@@ -97,18 +94,4 @@ export class Hasher {
     });
     return this.pool;
   }
-}
-
-/** Hashes one file on the main thread, for one-off checks where a pool would cost more. */
-export async function hashFileInline(abs: string): Promise<{ md5: string; xxh64: string; size: number }> {
-  const xxh = (await getXxh64()).create();
-  const md5 = createHash('md5');
-  let size = 0;
-  for await (const chunk of createReadStream(abs, { highWaterMark: 1024 * 1024 })) {
-    const buf = chunk as Buffer;
-    md5.update(buf);
-    xxh.update(buf);
-    size += buf.length;
-  }
-  return { md5: md5.digest('hex'), xxh64: xxh.digestHex(), size };
 }

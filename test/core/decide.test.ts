@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decide } from '../../src/core/decide.js';
-import { buildPlan, summarizePlan } from '../../src/core/plan.js';
+import { buildPlan } from '../../src/core/plan.js';
 import type * as T from '../../src/core/types.js';
 
 // Fixtures: content A is what the base recorded; B and C are two other contents.
@@ -238,12 +238,7 @@ describe('plan', () => {
     assert.deepEqual([plan.mode, plan.conflict], ['two-way', 'remote']);
   });
 
-  test('summarizePlan counts every action, nothing included', () => {
-    const states = [bp(lSame(), rNew(A)), bp()];
-    const counts = summarizePlan(buildPlan(states, opts()));
-    assert.deepEqual([counts.nothing, counts.forget, counts.upload], [1, 1, 0]);
-    assert.equal(Object.keys(counts).length, 11);
-  });
+
 
   test('a state with no local file, remote object or base is a programming error', () => {
     assert.throws(() => decide(st(), opts()), /no local file, remote object or base/);
