@@ -80,7 +80,9 @@ async function guarded(item: PlanItem, d: ExecDeps, run: () => Promise<Outcome>)
     return await run();
   } catch (err) {
     if (d.signal.aborted) return { status: 'skipped', error: 'interrupted' };
-    return { status: 'failed', error: `${item.path}: ${oneLine(err)}` };
+    const message = oneLine(err);
+    const named = message.includes(item.path) || message.includes(item.key);
+    return { status: 'failed', error: named ? message : `${item.path}: ${message}` };
   }
 }
 

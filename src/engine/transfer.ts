@@ -128,7 +128,8 @@ async function fetchAtomic(
     if (d.signal.aborted) break;
     try {
       const got = await d.store.get(key, { ifMatch: etag, signal: d.signal });
-      const opts: Parameters<typeof writeAtomic>[2] = { runId: d.runId, expectSize: size, signal: d.signal, onBytes: progress(d, key) };
+      const label = path.relative(d.root, dest);
+      const opts: Parameters<typeof writeAtomic>[2] = { runId: d.runId, expectSize: size, signal: d.signal, onBytes: progress(d, key), label };
       const expect = md5 ?? got.md5;
       if (expect) opts.expectMd5 = expect;
       if (mtimeMs !== undefined) opts.mtimeMs = mtimeMs;

@@ -296,3 +296,28 @@ describe('human output', () => {
     outputs.push(info, warn);
   });
 });
+
+describe('failures', () => {
+  test('one failing file never stops the others, and deletes wait for a clean run', async () => {
+    for (const [k, v] of Object.entries(FOUR)) p.write(k, v);
+    await sync();
+    p.remove('media/d.txt'); // a delete to propagate
+    await s3.putRaw('media/a.txt/inside.txt', 'cannot land: media/a.txt is a file');
+    await s3.putRaw('media/new.txt', 'fine');
+    p.write('media/up.txt', 'fine too');
+    const r = await sync();
+    assert.equal(r.code, 1);
+    const failed = fileEvents(r, 'failed');
+    assert.deepEqual(failed.map((e) => e['path']), ['media/a.txt/inside.txt']);
+    assert.match(String(failed[0]!['error']), /^download of media\/a\.txt\/inside\.txt: (EEXIST|ENOTDIR)/);
+    assert.equal(p.read('media/new.txt'), 'fine');
+    assert.equal((await s3.getBuffer('media/up.txt')).toString(), 'fine too');
+    const held = fileEvents(r, 'skipped').find((e) => e['path'] === 'media/d.txt');
+    assert.match(String(held?.['error']), /not deleted/);
+    assert.ok((await s3.listAll()).some((o) => o.key === 'media/d.txt'), 'the delete waits');
+    await s3.deleteRaw('media/a.txt/inside.txt');
+    const clean = await sync();
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.equal(clean.summary?.deletedRemote, 1);
+  });
+});
