@@ -55,6 +55,12 @@ function build(argv: string[]): Argv {
         .positional('action', { choices: ['ls', 'show', 'export'] as const })
         .positional('path', { type: 'string' }),
     )
+    .epilog(
+      'Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT_URL, AWS_STORAGE_BUCKET_NAME\n' +
+        '(optional AWS_S3_REGION_NAME, default auto; AWS_S3_FORCE_PATH_STYLE=true for local servers).\n' +
+        'Exit codes: 0 done, 1 some items failed, 2 usage/config/credentials, 3 refused by a safety check,\n' +
+        '130/143 interrupted.',
+    )
     .demandCommand(1, 'a command is required (see --help)')
     .strict()
     .version(VERSION)
