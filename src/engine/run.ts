@@ -115,8 +115,7 @@ export async function run(req: RunRequest): Promise<RunResult> {
       return finish(summary, started, events, { runId, plan, ...(planFile ? { planFile } : {}) });
     }
 
-    // Under the lock no other run is writing: temp files are leftovers of a killed run.
-    for (const t of g.temps) fs.rmSync(path.join(s.root, t), { force: true });
+    removeLeftovers(s.root, g.temps);
     await manifest.bindRemote(identity, rebase);
     await manifest.bumpGeneration();
     const trashDir = path.join(paths.trash, runId);
@@ -137,10 +136,31 @@ export async function run(req: RunRequest): Promise<RunResult> {
     if (req.signal.aborted && !(err instanceof InterruptedError)) throwIfAborted(req.signal);
     throw err;
   } finally {
-    await hasher.close();
-    store.close();
-    await manifest?.close();
-    lock?.release();
+    try {
+      await hasher.close();
+      store.close();
+      await manifest?.close();
+    } finally {
+      lock?.release();
+    }
+  }
+}
+
+/** Exactly our temp names (`.<name>.ssync-<run id>.tmp`), with the run id newRunId makes. */
+const LEFTOVER = /\.ssync-\d{8}-\d{6}-[0-9a-f]{6}\.tmp$/;
+/**
+ * A download writes its temp file continuously and gives up after the socket timeout (2 min): one
+ * untouched for longer belongs to a run that is gone. The age matters because the lock is per
+ * profile, and another profile's run could be writing into the same tree.
+ */
+const LEFTOVER_AGE_MS = 5 * 60_000;
+
+function removeLeftovers(root: string, temps: string[]): void {
+  for (const t of temps) {
+    if (!LEFTOVER.test(t)) continue;
+    const abs = path.join(root, t);
+    const st = fs.statSync(abs, { throwIfNoEntry: false });
+    if (st && Date.now() - st.mtimeMs > LEFTOVER_AGE_MS) fs.rmSync(abs, { force: true });
   }
 }
 

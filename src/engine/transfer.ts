@@ -57,12 +57,12 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
   const local = item.local!;
   const before = statOf(abs);
   if (!sameStat(before, local)) return { status: 'skipped', error: 'local file changed since planning; it will be picked up next run' };
-  // A remote version this upload replaces without the base knowing it is kept, like a local one.
-  if (item.remote && (item.action === 'conflict-upload' || item.reason === 'first-run-differs')) await keepRemoteLoser(item, d);
   const t = nowNs();
   const expect = item.remote ? { etag: item.remote.etag } : ('absent' as const);
   let res: Awaited<ReturnType<S3Store['upload']>>;
   try {
+    // A remote version this upload replaces without the base knowing it is kept, like a local one.
+    if (item.remote && (item.action === 'conflict-upload' || item.reason === 'first-run-differs')) await keepRemoteLoser(item, d);
     res = await withProgress(d, item.path, local.size, () =>
       d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect }),
     );
@@ -72,9 +72,14 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
     }
     throw err;
   }
-  const after = statOf(abs);
-  if (!sameStat(after, before)) return { status: 'skipped', error: 'file changed while uploading; not recorded, it will be sent again next run' };
+  // The store checked that the bytes sent are the planned ones, so the base records exactly that
+  // pair: the planned local stat and hashes, and the ETag they produced. A file rewritten after
+  // its bytes went out then reads next run as "local changed, remote unchanged" and goes up again;
+  // recording nothing would make our own upload look like a remote edit and revert the user's.
   d.manifest.put(item.path, entryFor(item.key, local, { etag: res.etag, size: local.size, lastModified: Date.now(), md5: local.md5! }, t));
+  if (!sameStat(statOf(abs), before)) {
+    d.events.emit({ event: 'warning', path: item.path, key: item.key, message: 'changed while uploading; the version planned was sent, the new one goes up next run' });
+  }
   return { status: 'done' };
 }
 
@@ -94,7 +99,11 @@ export async function downloadItem(item: PlanItem, d: TransferDeps): Promise<Out
   const beforeReplace = async (): Promise<void> => {
     const now = statOf(abs);
     if (!sameStat(now, expected)) throw new LocalChangedError();
-    if (now && d.trash) await d.trash.copy(d.root, item.path);
+    if (now && d.trash) {
+      await d.trash.copy(d.root, item.path);
+      // Across devices the copy is a real copy that takes time: a write during it wins too.
+      if (!sameStat(statOf(abs), expected)) throw new LocalChangedError();
+    }
   };
   const remote = item.remote!;
   const expectMd5 = remoteMd5(remote, item.base);

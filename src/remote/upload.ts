@@ -70,29 +70,44 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
   });
   const md5 = createHash('md5').update(data).digest();
   if (data.length !== src.size || md5.toString('hex') !== src.md5) throw new ItemError('file changed since it was hashed');
-  const cmd = new PutObjectCommand({
-    Bucket: ctx.bucket,
-    Key: key,
-    Body: data,
-    ContentLength: data.length,
-    ContentMD5: md5.toString('base64'),
-    ContentType: contentTypeFor(key),
-    Metadata: { md5: src.md5 },
-    ...(opts.expect === 'absent' ? { IfNoneMatch: '*' } : opts.expect ? { IfMatch: quote(opts.expect.etag) } : {}),
-  });
-  const res = await ctx.client.send(cmd, { abortSignal: opts.signal }).catch((err: unknown) => {
-    if (statusOf(err) === 412) throw remoteChanged(err);
-    throw ctx.fail.of('PutObject', key, err, opts.signal);
-  });
+  const put = (conditional: boolean) =>
+    new PutObjectCommand({
+      Bucket: ctx.bucket,
+      Key: key,
+      Body: data,
+      ContentLength: data.length,
+      ContentMD5: md5.toString('base64'),
+      ContentType: contentTypeFor(key),
+      Metadata: { md5: src.md5 },
+      ...(!conditional ? {} : opts.expect === 'absent' ? { IfNoneMatch: '*' } : opts.expect ? { IfMatch: quote(opts.expect.etag) } : {}),
+    });
+  let res;
+  try {
+    res = await ctx.client.send(put(opts.expect !== undefined), { abortSignal: opts.signal });
+  } catch (err) {
+    const status = statusOf(err);
+    // Under a condition: 412 it failed, 409 a concurrent write won, 404 the object went away.
+    if (opts.expect && (status === 412 || status === 409 || (status === 404 && opts.expect !== 'absent'))) throw remoteChanged(err);
+    if (!opts.expect || status !== 501) throw ctx.fail.of('PutObject', key, err, opts.signal);
+    // A server that does not implement conditional writes: a HEAD narrows the window instead.
+    await checkExpected(ctx, key, opts);
+    res = await ctx.client.send(put(false), { abortSignal: opts.signal }).catch((e: unknown) => {
+      throw ctx.fail.of('PutObject', key, e, opts.signal);
+    });
+  }
   opts.onBytes?.(data.length);
   return { etag: etagOf('PutObject', key, res.ETag), size: data.length, multipart: false };
 }
 
+async function checkExpected(ctx: UploadContext, key: string, opts: UploadOptions): Promise<void> {
+  if (!opts.expect) return;
+  const now = await ctx.head(key, opts.signal);
+  if (opts.expect === 'absent' ? now !== undefined : now?.etag !== normalizeEtag(opts.expect.etag)) throw remoteChanged();
+}
+
 export async function putMultipart(ctx: UploadContext, key: string, src: UploadSource, opts: UploadOptions): Promise<UploadResult> {
-  if (opts.expect) {
-    const now = await ctx.head(key, opts.signal);
-    if (opts.expect === 'absent' ? now !== undefined : now?.etag !== normalizeEtag(opts.expect.etag)) throw remoteChanged();
-  }
+  // lib-storage cannot make CompleteMultipartUpload conditional: a HEAD narrows the window.
+  await checkExpected(ctx, key, opts);
   const partSize = partSizeFor(src.size, ctx.partSize);
   const hasher = new EtagHasher(partSize);
   let sent = { md5: '', multipartEtag: '' };
