@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { filesUnder, makeProject, spawnCli, type Project } from '../support/harness.js';
+import { filesUnder, makeProject, md5, spawnCli, type CliResult, type Project } from '../support/harness.js';
 
 let s3: TestS3;
 const projects: Project[] = [];
@@ -98,25 +98,47 @@ describe('secrets', () => {
   });
 });
 
+async function stopMidRun(signal: 'SIGINT' | 'SIGTERM', p: Project): Promise<CliResult> {
+  let sent = false;
+  const r = await spawnCli(['sync', '--json', '--concurrency', '2'], {
+    cwd: p.root,
+    env: s3.env,
+    onStdout: (chunk, child) => {
+      if (!sent && chunk.includes('"event":"file"')) {
+        sent = true;
+        child.kill(signal);
+      }
+    },
+  });
+  assert.ok(sent, 'the run got as far as one file');
+  return r;
+}
+
 describe('signals', () => {
+  test('SIGTERM mid-download exits 143; no temp file, no partial file; a rerun converges', async () => {
+    await s3.reset();
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < 60; i++) bodies.set(`media/d${String(i).padStart(2, '0')}.bin`, Buffer.alloc(512 * 1024, i));
+    await Promise.all([...bodies].map(([k, b]) => s3.putRaw(k, b)));
+    const p = project();
+    const r = await stopMidRun('SIGTERM', p);
+    assert.equal(r.code, 143, r.stderr);
+    const landed = p.files();
+    assert.ok(Object.keys(landed).length < 60, 'stopped before the end');
+    assert.deepEqual(Object.keys(landed).filter((f) => f.includes('.tmp')), []);
+    for (const [f, sum] of Object.entries(landed)) assert.equal(sum, md5(bodies.get(f)!), `${f} is whole`);
+    const again = await spawnCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(Object.keys(p.files()).length, 60);
+  });
+
   test('SIGINT mid-transfer exits 130, leaves no temp file, and a rerun converges', async () => {
     const files: Record<string, Buffer> = {};
     for (let i = 0; i < 120; i++) files[`media/f${String(i).padStart(3, '0')}.bin`] = Buffer.alloc(256 * 1024, i);
     await s3.reset();
     const p = project(files);
-    let sent = false;
-    const r = await spawnCli(['sync', '--json', '--concurrency', '2'], {
-      cwd: p.root,
-      env: s3.env,
-      onStdout: (chunk, child) => {
-        if (!sent && chunk.includes('"event":"file"')) {
-          sent = true;
-          child.kill('SIGINT');
-        }
-      },
-    });
+    const r = await stopMidRun('SIGINT', p);
     assert.equal(r.code, 130, r.stderr);
-    assert.ok(sent);
     const uploaded = r.events.filter((e) => e['event'] === 'file' && e['status'] === 'done').length;
     assert.ok(uploaded < 120, 'stopped before the end');
     assert.deepEqual(Object.keys(p.files()).filter((f) => f.includes('.tmp')), []);

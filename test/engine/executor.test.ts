@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { startS3Server, type TestS3 } from '../support/s3-server.js';
 import { makeProject, md5, runCli, type Project } from '../support/harness.js';
@@ -129,38 +129,91 @@ test('a remote object edited after listing is not deleted', async () => {
   assert.equal(next.code, 0);
 });
 
-test('a stop during scanning or listing is an interruption (130), not a failure', async () => {
+test('a stop during scanning or listing is an interruption (130), not a failure, and frees the lock', async () => {
   p.write('media/a.txt', 'a');
   const controller = new AbortController();
-  controller.abort('SIGINT');
-  await assert.rejects(run(request(() => undefined, controller.signal)), (err: unknown) => err instanceof InterruptedError && err.exitCode === 130);
+  const stopOnScan = (e: SyncEvent): void => {
+    if (e.event === 'scan' && e.phase === 'local') controller.abort('SIGINT');
+  };
+  await assert.rejects(run(request(stopOnScan, controller.signal)), (err: unknown) => err instanceof InterruptedError && err.exitCode === 130);
+  assert.ok(!fs.existsSync(path.join(p.root, 'manifests/default/lock')));
+  assert.deepEqual(await s3.listAll(), []);
 });
 
-test('a second run on the same profile is refused (exit 3) while a live process holds the lock', async () => {
+test('a file rewritten after its bytes went up is uploaded again next run, not reverted', async () => {
+  p.write('media/doc.txt', 'v1');
+  await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+  p.write('media/doc.txt', 'v2 planned');
+  const warnings: SyncEvent[] = [];
+  await run(
+    request((e) => {
+      // Fires once the PUT of v2 has completed, before the engine re-stats the file.
+      if (e.event === 'transfer-bytes' && e.path === 'media/doc.txt') p.write('media/doc.txt', 'v3, written meanwhile', { ageMs: 0 });
+      if (e.event === 'warning') warnings.push(e);
+    }),
+  );
+  assert.equal((await s3.getBuffer('media/doc.txt')).toString(), 'v2 planned');
+  assert.equal(warnings.length, 1);
+  const next = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+  assert.equal(next.summary?.uploaded, 1, next.stdout);
+  assert.equal(next.summary?.conflicts, 0);
+  assert.equal(p.read('media/doc.txt'), 'v3, written meanwhile');
+  assert.equal((await s3.getBuffer('media/doc.txt')).toString(), 'v3, written meanwhile');
+});
+
+test('the run lock: a live holder refuses (exit 3), a dead or aged one is taken over', async () => {
   p.write('media/a.txt', 'a');
   const lockFile = path.join(p.root, 'manifests/default/lock');
   fs.mkdirSync(path.dirname(lockFile), { recursive: true });
-  fs.writeFileSync(lockFile, JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: 'now' }));
-  const held = await runCli(['sync'], { cwd: p.root, env: s3.env });
-  assert.equal(held.code, 3);
-  assert.match(held.stderr, new RegExp(`another run holds the lock .*pid ${process.pid}`));
-  assert.deepEqual(await s3.listAll(), [], 'refused before any change');
-  // A lock left by a process that has exited is taken over.
+  const holder = spawn('sleep', ['30']);
+  try {
+    const lock = (pid: number, host = os.hostname(), ageMs = 0): void => {
+      fs.writeFileSync(lockFile, JSON.stringify({ pid, host, startedAt: 'then' }));
+      const t = new Date(Date.now() - ageMs);
+      fs.utimesSync(lockFile, t, t);
+    };
+    const refused = async (why: RegExp): Promise<void> => {
+      const r = await runCli(['sync'], { cwd: p.root, env: s3.env });
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, why);
+      assert.deepEqual(await s3.listAll(), [], 'refused before any change');
+      assert.ok(fs.existsSync(lockFile), "the holder's lock is left alone");
+    };
+    lock(holder.pid!);
+    await refused(new RegExp(`another run holds the lock .*pid ${holder.pid}`));
+    lock(4_000_000, 'another-host'); // a pid there means nothing here
+    await refused(/another-host/);
+    fs.writeFileSync(lockFile, '{"pid":'); // half-written by someone: held, not stale
+    await refused(/holder unknown/);
+  } finally {
+    holder.kill();
+  }
+  const takenOver = async (): Promise<void> => {
+    const r = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!fs.existsSync(lockFile), 'released at the end');
+  };
   const dead = spawnSync(process.execPath, ['-e', '0']).pid;
   fs.writeFileSync(lockFile, JSON.stringify({ pid: dead, host: os.hostname(), startedAt: 'then' }));
-  const taken = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
-  assert.equal(taken.code, 0, taken.stderr);
-  assert.ok(!fs.existsSync(lockFile), 'released at the end');
+  await takenOver();
+  fs.writeFileSync(lockFile, JSON.stringify({ pid: 4_000_000, host: 'vanished-container', startedAt: 'then' }));
+  const old = new Date(Date.now() - 3_600_000);
+  fs.utimesSync(lockFile, old, old); // no heartbeat for an hour
+  await takenOver();
+  fs.writeFileSync(lockFile, JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: 'a previous incarnation' }));
+  await takenOver();
 });
 
 test('temp files left by a killed run are removed by the next run, never uploaded', async () => {
   p.write('media/a.txt', 'a');
-  p.write('media/.a.txt.ssync-20261127-000000-abcdef.tmp', 'half a download');
+  p.write('media/.a.txt.ssync-20261127-000000-abcdef.tmp', 'half a download', { ageMs: 3_600_000 });
+  p.write('media/.b.txt.ssync-20261127-000001-abcdef.tmp', 'another run may still be writing this', { ageMs: 0 });
   const dry = await runCli(['sync', '--dry-run', '--json'], { cwd: p.root, env: s3.env });
   assert.equal(dry.code, 0);
   assert.ok(p.exists('media/.a.txt.ssync-20261127-000000-abcdef.tmp'), 'a dry run removes nothing');
   const r = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
   assert.equal(r.summary?.uploaded, 1);
   assert.ok(!p.exists('media/.a.txt.ssync-20261127-000000-abcdef.tmp'));
+  assert.ok(p.exists('media/.b.txt.ssync-20261127-000001-abcdef.tmp'), 'a fresh temp file is left for its writer');
   assert.deepEqual((await s3.listAll()).map((o) => o.key), ['media/a.txt']);
 });

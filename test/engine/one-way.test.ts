@@ -54,6 +54,18 @@ describe('upload-only', () => {
   });
 });
 
+describe('upload-only over a bucket that differs', () => {
+  test('a first upload-only run replaces differing objects and keeps their versions in the trash', async () => {
+    await s3.putRaw('media/l1.txt', 'what the bucket had');
+    const r = await cli('sync', '--upload-only');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await s3.getBuffer('media/l1.txt')).toString(), 'local one');
+    const kept = filesUnder(path.join(p.root, 'manifests/default/trash'));
+    assert.deepEqual(Object.values(kept), [md5('what the bucket had')]);
+    assert.match(Object.keys(kept)[0]!, /\/remote\/media\/l1\.txt$/);
+  });
+});
+
 describe('download-only', () => {
   test('first run downloads and never uploads; local extras are kept', async () => {
     const r = await cli('sync', '--mode', 'download');
@@ -103,6 +115,21 @@ describe('plan and apply', () => {
     assert.equal(drifted?.['status'], 'skipped');
     assert.match(String(drifted?.['error']), /changed since the plan/);
     assert.equal(applied.summary?.uploaded, 2);
+  });
+
+  test('a same-size rewrite that kept its mtime is still caught as drift (by content)', async () => {
+    await cli('sync');
+    p.write('media/l1.txt', 'local ONE');
+    const planned = await cli('plan');
+    assert.ok(planned.events.some((e) => e['event'] === 'item' && e['path'] === 'media/l1.txt'));
+    const abs = path.join(p.root, 'media/l1.txt');
+    const st = fs.statSync(abs);
+    fs.writeFileSync(abs, 'LOCAL one');
+    fs.utimesSync(abs, st.atime, st.mtime);
+    const applied = await cli('apply');
+    const item = applied.events.find((e) => e['event'] === 'file' && e['path'] === 'media/l1.txt');
+    assert.equal(item?.['status'], 'skipped', JSON.stringify(item));
+    assert.equal((await s3.getBuffer('media/l1.txt')).toString(), 'local one');
   });
 
   test('a plan made before another run is stale (exit 3); an edited plan is refused (exit 2)', async () => {

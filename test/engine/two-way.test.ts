@@ -149,9 +149,12 @@ describe('deletes', () => {
     for (const [k, v] of Object.entries(FOUR)) p.write(k, v);
     await sync();
     for (const f of ['media/a.txt', 'media/b.txt', 'media/c.txt']) p.remove(f);
+    p.write('media/new.txt', 'a pending upload');
+    await s3.putRaw('static/pending-download.css', 'x');
     const before = await bucket();
     const r = await sync();
     assert.equal(r.code, 3);
+    assert.ok(!p.exists('staticfiles/pending-download.css'), 'a refused run transfers nothing either');
     assert.match(r.stderr, /refusing to delete 3 of 4/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
     assert.deepEqual(await bucket(), before);
@@ -166,6 +169,36 @@ describe('deletes', () => {
     assert.equal(r.code, 3);
     assert.match(r.stderr, /empty/);
     assert.equal((await s3.listAll('media/')).length, 4);
+  });
+
+  test('an emptied bucket prefix is refused too, and the JSON error event says exit 3', async () => {
+    for (const [k, v] of Object.entries(FOUR)) p.write(k, v);
+    await sync();
+    await s3.reset();
+    const r = await sync('--max-delete', '100%');
+    assert.equal(r.code, 3);
+    const err = r.events.find((e) => e['event'] === 'error');
+    assert.equal(err?.['exitCode'], 3);
+    assert.match(String(err?.['message']), /remote listing .* is empty/);
+    assert.deepEqual(Object.keys(p.files()).sort(), Object.keys(FOUR).sort(), 'every local file still there');
+  });
+
+  test('--no-trash: an overwritten local file is not kept, a remote loser still is', async () => {
+    await (async () => {
+      for (const [k, v] of Object.entries(FOUR)) p.write(k, v);
+      await sync();
+    })();
+    p.write('media/a.txt', 'local edit');
+    await s3.putRaw('media/a.txt', 'remote edit');
+    p.write('media/b.txt', 'local b');
+    await s3.putRaw('media/b.txt', 'remote b');
+    await sync('--no-trash');
+    assert.equal(p.read('media/a.txt'), 'remote edit');
+    assert.deepEqual(filesUnder(path.join(p.root, 'manifests/default/trash')), {});
+    p.write('media/c.txt', 'local c');
+    await s3.putRaw('media/c.txt', 'remote c');
+    await sync('--no-trash', '--conflict', 'local');
+    assert.deepEqual(Object.values(filesUnder(path.join(p.root, 'manifests/default/trash'))), [md5('remote c')]);
   });
 });
 
@@ -193,12 +226,18 @@ describe('conflicts', () => {
     assert.deepEqual(Object.values(filesUnder(path.join(p.root, 'manifests/default/trash'))), [md5('remote edit')]);
   });
 
-  test('--conflict newer: the later edit wins', async () => {
+  test('--conflict newer: the later edit wins, whichever side it is on', async () => {
     await diverge();
-    const old = new Date(Date.now() - 3_600_000);
-    fs.utimesSync(path.join(p.root, 'media/a.txt'), old, old);
+    const later = new Date(Date.now() + 3_600_000);
+    fs.utimesSync(path.join(p.root, 'media/a.txt'), later, later);
+    const localWins = await sync('--conflict', 'newer');
+    assert.equal(localWins.summary?.conflicts, 1);
+    assert.equal((await s3.getBuffer('media/a.txt')).toString(), 'local edit');
+
+    p.write('media/b.txt', 'older local edit', { ageMs: 3_600_000 });
+    await s3.putRaw('media/b.txt', 'newer remote edit');
     await sync('--conflict', 'newer');
-    assert.equal(p.read('media/a.txt'), 'remote edit');
+    assert.equal(p.read('media/b.txt'), 'newer remote edit');
   });
 
   test('--conflict keep-both: remote keeps the name, local is renamed and uploaded', async () => {
@@ -275,10 +314,20 @@ describe('unreadable local folders', () => {
       fs.rmdirSync(sub);
       fs.symlinkSync(os.tmpdir(), sub);
     }
+    const target = fs.mkdtempSync(path.join(os.tmpdir(), 'ssync-link-target-'));
+    if (!unreadable) {
+      fs.rmSync(sub);
+      fs.symlinkSync(target, sub);
+    }
+    await s3.putRaw('media/sub/new.txt', 'must not land through the link');
     const r = await sync();
+    assert.equal(r.code, 0, r.stderr);
     assert.equal(r.summary?.deletedRemote, 0, r.stdout);
-    assert.deepEqual((await s3.listAll('media/sub/')).map((o) => o.key).sort(), ['media/sub/x.txt', 'media/sub/y.txt']);
+    assert.equal(r.summary?.downloaded, 0, r.stdout);
+    assert.deepEqual(fs.readdirSync(target), [], 'nothing written through the link');
+    assert.deepEqual((await s3.listAll('media/sub/')).map((o) => o.key).sort(), ['media/sub/new.txt', 'media/sub/x.txt', 'media/sub/y.txt']);
     if (unreadable) fs.chmodSync(sub, 0o755);
+    fs.rmSync(target, { recursive: true, force: true });
   });
 });
 

@@ -205,6 +205,59 @@ describe('S3Store against the test S3 server', () => {
     assert.match(res.failed[0]!.error, /^S3 DeleteObjects 2 keys: 404 NoSuchBucket/);
   });
 
+  it('makes a single PUT conditional on what was listed, and reads 412/409/404 as "changed"', async () => {
+    const seen: Record<string, string | undefined>[] = [];
+    let answer = 200;
+    const server = await cannedServer((req, res) => {
+      seen.push({ ifMatch: req.headers['if-match'] as string | undefined, ifNoneMatch: req.headers['if-none-match'] as string | undefined });
+      if (answer === 200) return void res.writeHead(200, { etag: '"' + hex(Buffer.from('x')) + '"' }).end();
+      res.writeHead(answer, { 'content-type': 'application/xml' }).end('<Error><Code>PreconditionFailed</Code><Message>no</Message></Error>');
+    });
+    const store = withStore({ endpoint: server.endpoint, maxAttempts: 1 });
+    const src = await fileWith(Buffer.from('x'));
+    await store.upload('media/a.txt', src, { expect: { etag: 'ab'.repeat(16) } });
+    await store.upload('media/b.txt', src, { expect: 'absent' });
+    await store.upload('media/c.txt', src);
+    assert.deepEqual(seen, [
+      { ifMatch: `"${'ab'.repeat(16)}"`, ifNoneMatch: undefined },
+      { ifMatch: undefined, ifNoneMatch: '*' },
+      { ifMatch: undefined, ifNoneMatch: undefined },
+    ]);
+    for (const status of [412, 409, 404]) {
+      answer = status;
+      await assert.rejects(store.upload('media/a.txt', src, { expect: { etag: 'ab'.repeat(16) } }), {
+        name: 'ItemError',
+        message: 'remote object changed since it was listed',
+      });
+    }
+    await server.close();
+  });
+
+  it('falls back to a HEAD check where conditional PUT is not implemented (501)', async () => {
+    const methods: string[] = [];
+    const server = await cannedServer((req, res) => {
+      methods.push(`${req.method} ${req.headers['if-match'] ? 'if-match' : 'plain'}`);
+      if (req.method === 'HEAD') return void res.writeHead(200, { etag: '"' + 'ab'.repeat(16) + '"', 'content-length': '1' }).end();
+      if (req.headers['if-match']) return void res.writeHead(501, { 'content-type': 'application/xml' }).end('<Error><Code>NotImplemented</Code><Message>no</Message></Error>');
+      res.writeHead(200, { etag: '"' + hex(Buffer.from('x')) + '"' }).end();
+    });
+    const store = withStore({ endpoint: server.endpoint, maxAttempts: 1 });
+    const res = await store.upload('media/a.txt', await fileWith(Buffer.from('x')), { expect: { etag: 'ab'.repeat(16) } });
+    assert.equal(res.etag, hex(Buffer.from('x')));
+    assert.deepEqual(methods, ['PUT if-match', 'HEAD plain', 'PUT plain']);
+    await server.close();
+  });
+
+  it('checks a multipart upload\'s expectation with a HEAD first and stores nothing when it fails', async () => {
+    const mp = withStore({ multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 });
+    const etag = await s3.putRaw('media/edited.bin', 'edited by someone else');
+    const src = await fileWith(randomBytes(6 * 1024 * 1024));
+    await assert.rejects(mp.upload('media/edited.bin', src, { expect: { etag: 'cd'.repeat(16) } }), { message: 'remote object changed since it was listed' });
+    assert.equal((await s3.getBuffer('media/edited.bin')).toString(), 'edited by someone else');
+    const ok = await mp.upload('media/edited.bin', src, { expect: { etag } });
+    assert.match(ok.etag, /-2$/);
+  });
+
   it('turns 403 into a CredentialsError and 503 into one line after the configured attempts', async () => {
     let requests = 0;
     const server = await cannedServer((req, res) => {
