@@ -258,6 +258,18 @@ describe('S3Store against the test S3 server', () => {
     assert.match(ok.etag, /-2$/);
   });
 
+  it('reads a multipart object\'s part size from HeadObject with partNumber=1, where the server tells', async () => {
+    let query = '';
+    const server = await cannedServer((req, res) => {
+      query = req.url ?? '';
+      res.writeHead(206, { etag: '"' + 'ef'.repeat(16) + '-3"', 'content-length': String(6 * 1024 * 1024), 'x-amz-mp-parts-count': '3' }).end();
+    });
+    const store = withStore({ endpoint: server.endpoint, maxAttempts: 1 });
+    assert.deepEqual(await store.headPart1('media/foreign.mov'), { partSize: 6 * 1024 * 1024, partsCount: 3 });
+    assert.match(query, /partNumber=1/);
+    await server.close();
+  });
+
   it('turns 403 into a CredentialsError and 503 into one line after the configured attempts', async () => {
     let requests = 0;
     const server = await cannedServer((req, res) => {
