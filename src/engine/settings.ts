@@ -163,6 +163,13 @@ export function resolveSettings(o: Overrides, cwd: string): Settings {
   const mssql = o.mssql ?? file.mssql;
   if (mssql !== undefined) settings.mssql = mssql;
   parseMaxDelete(settings.maxDelete); // a bad value is an error even when --force would skip the guard
+  if (!fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`root folder ${root} does not exist`);
+  for (const m of settings.mappings) {
+    const folder = path.join(root, m.local);
+    if ((manifestDir + path.sep).startsWith(folder + path.sep)) {
+      throw new UsageError(`the manifest folder ${manifestDir} is inside the mapped folder ${m.local}/: it would sync itself`);
+    }
+  }
   if (settings.partSize < 5 * MiB) throw new UsageError('partSize must be at least 5 MiB (S3 and R2 minimum)');
   return settings;
 }

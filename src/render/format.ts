@@ -11,10 +11,10 @@ export function formatBytes(n: number): string {
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
 }
 
 /** Keeps the end of a path, which is the part that tells files apart. */

@@ -119,7 +119,9 @@ export class HumanRenderer {
     const filled = Math.round(pct * width);
     const bar = '[' + '='.repeat(filled) + ' '.repeat(width - filled) + ']';
     const current = [...this.inFlight.keys()].pop() ?? '';
-    const head = `${bar} ${this.done.files}/${this.total.files} files  ${formatBytes(this.done.bytes)}/${formatBytes(this.total.bytes)}  ${formatBytes(this.done.bytes / secs)}/s  `;
+    const rate = this.done.bytes / secs;
+    const eta = rate > 0 && this.total.bytes > this.done.bytes ? `  ETA ${formatDuration(((this.total.bytes - this.done.bytes) / rate) * 1000)}` : '';
+    const head = `${bar} ${this.done.files}/${this.total.files} files  ${formatBytes(this.done.bytes)}/${formatBytes(this.total.bytes)}  ${formatBytes(rate)}/s${eta}  `;
     const room = Math.max(10, (this.err.columns ?? this.o.columns) - head.length - 1);
     this.err.write('\r\x1b[K' + head + ellipsize(this.redact(current), room));
     this.drawn = true;

@@ -45,6 +45,8 @@ describe('help and usage errors', () => {
       [['sync', '--concurrency', '0'], /concurrency/],
       [['sync', '--two-way', '--upload-only'], /choose one/],
       [['sync', '--config', 'nope.json'], /not found/],
+      [['sync', '--root', 'no/such/folder'], /root folder .* does not exist/],
+      [['sync', '--manifest-dir', 'media/.state'], /inside the mapped folder media\/: it would sync itself/],
     ];
     for (const [args, re] of cases) {
       const r = await spawnCli(args, { cwd: p.root, env: s3.env });
