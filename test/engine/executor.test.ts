@@ -1,14 +1,15 @@
 // The executor's promises that need a hand on the event stream: a file that changes while it is
 // being sent is never recorded as synced, and a run stopped mid-way keeps what it finished.
-import { after, before, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { makeProject, md5, runCli, type Project } from '../support/harness.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { useFixture } from '../support/fixture.js';
+import { md5, runCli, type Project } from '../support/harness.js';
 import { run } from '../../src/engine/run.js';
 import { EventStream, type SyncEvent } from '../../src/engine/events.js';
 import { resolveSettings } from '../../src/engine/settings.js';
@@ -19,15 +20,7 @@ const MiB = 1024 * 1024;
 let s3: TestS3;
 let p: Project;
 
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => s3.stop());
-beforeEach(async () => {
-  await s3.reset();
-  p?.cleanup();
-  p = makeProject();
-});
+useFixture({ server: (x) => (s3 = x), project: (x) => (p = x) });
 
 function request(onEvent: (e: SyncEvent) => void, signal = new AbortController().signal) {
   const events = new EventStream();

@@ -1,11 +1,12 @@
 // Multipart objects (their `-N` ETags) and buckets larger than one listing page.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Upload } from '@aws-sdk/lib-storage';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { useFixture } from '../support/fixture.js';
 import { makeProject, md5, runCli, type CliResult, type Project } from '../support/harness.js';
 import { mapLimit } from '../../src/engine/limit.js';
 
@@ -20,16 +21,7 @@ function smallParts(project: Project): void {
   project.write('storage-sync.config.json', JSON.stringify({ multipartThreshold: 5 * MiB, partSize: 5 * MiB }));
 }
 
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => s3.stop());
-beforeEach(async () => {
-  await s3.reset();
-  p?.cleanup();
-  p = makeProject();
-  smallParts(p);
-});
+useFixture({ server: (x) => (s3 = x), project: (x) => (p = x), setup: (_s3, project) => smallParts(project) });
 
 describe('multipart', () => {
   test('a file above the threshold round-trips and its -N ETag is understood', async () => {

@@ -1,25 +1,24 @@
 // Upload-only and download-only end to end, and plan/apply, against a real S3 endpoint.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { filesUnder, makeProject, md5, runCli, type CliResult, type Project } from '../support/harness.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { useFixture } from '../support/fixture.js';
+import { filesUnder, md5, runCli, type CliResult, type Project } from '../support/harness.js';
 
 let s3: TestS3;
 let p: Project;
 
 const cli = (...args: string[]): Promise<CliResult> => runCli([...args, '--json'], { cwd: p.root, env: s3.env });
 
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => s3.stop());
-beforeEach(async () => {
-  await s3.reset();
-  p?.cleanup();
-  p = makeProject({ 'media/l1.txt': 'local one', 'media/l2.txt': 'local two', 'staticfiles/s.css': 'css' });
-  await s3.putRaw('media/r1.txt', 'remote one');
+useFixture({
+  server: (x) => (s3 = x),
+  project: (x) => (p = x),
+  setup: async (server, project) => {
+    for (const [k, v] of Object.entries({ 'media/l1.txt': 'local one', 'media/l2.txt': 'local two', 'staticfiles/s.css': 'css' })) project.write(k, v);
+    await server.putRaw('media/r1.txt', 'remote one');
+  },
 });
 
 describe('upload-only', () => {

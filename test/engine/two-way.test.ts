@@ -1,11 +1,12 @@
 // Two-way sync end to end: the CLI in-process against a real S3 endpoint on loopback.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { filesUnder, makeProject, md5, runCli, type CliResult, type Project } from '../support/harness.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { useFixture } from '../support/fixture.js';
+import { filesUnder, md5, runCli, type CliResult, type Project } from '../support/harness.js';
 
 let s3: TestS3;
 let p: Project;
@@ -36,20 +37,13 @@ const FOUR = {
   'media/d.txt': 'delta',
 };
 
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => {
-  await s3.stop();
+useFixture({
+  server: (x) => (s3 = x),
+  project: (x) => (p = x),
   // No secret in any output of any run of this file.
-  for (const r of outputs) {
-    assert.ok(!r.stdout.includes(s3.secretAccessKey) && !r.stderr.includes(s3.secretAccessKey), 'secret leaked into output');
-  }
-});
-beforeEach(async () => {
-  await s3.reset();
-  p?.cleanup();
-  p = makeProject();
+  finally: (server) => {
+    for (const r of outputs) assert.ok(!r.stdout.includes(server.secretAccessKey) && !r.stderr.includes(server.secretAccessKey), 'secret leaked into output');
+  },
 });
 
 describe('first run', () => {

@@ -1,0 +1,40 @@
+// One S3 server per test file, emptied before each test, and a fresh project for each test.
+import { after, before, beforeEach } from 'node:test';
+import { startS3Server, type TestS3 } from './s3-server.js';
+import { makeProject, type Project } from './harness.js';
+
+export interface FixtureHooks {
+  /** Receives the server once it is up (the file keeps it in its own variable). */
+  server(s3: TestS3): void;
+  /** Receives each test's new project. */
+  project(p: Project): void;
+  /** Files and objects every test of the file starts with. */
+  setup?(s3: TestS3, p: Project): Promise<void> | void;
+  /** Checks after the last test, before the server stops. */
+  finally?(s3: TestS3): void;
+}
+
+export function useFixture(h: FixtureHooks): void {
+  let s3: TestS3 | undefined;
+  let p: Project | undefined;
+  before(async () => {
+    s3 = await startS3Server();
+    h.server(s3);
+  });
+  after(async () => {
+    p?.cleanup();
+    if (!s3) return;
+    try {
+      h.finally?.(s3);
+    } finally {
+      await s3.stop();
+    }
+  });
+  beforeEach(async () => {
+    await s3!.reset();
+    p?.cleanup();
+    p = makeProject();
+    h.project(p);
+    await h.setup?.(s3!, p);
+  });
+}
