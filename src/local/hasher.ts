@@ -55,11 +55,15 @@ export class Hasher {
     const pool = this.getPool();
     const results = new Array<HashResult>(tasks.length);
     let next = 0;
+    // The signal is not handed to Piscina: it terminates the worker of an aborted task even when
+    // that worker runs another task too (piscina#934, with concurrentTasksPerWorker), and the
+    // other task's late answer then crashes the process. On abort we stop scheduling and return;
+    // batches still in flight are dropped, and close() ends the workers.
     const runner = async (): Promise<void> => {
-      while (next < batches.length) {
-        signal?.throwIfAborted();
+      while (next < batches.length && !signal?.aborted) {
         const batch = batches[next++]!;
-        const out = await pool.run(batch.map((i) => tasks[i]!), { signal: signal ?? null });
+        const out = await pool.run(batch.map((i) => tasks[i]!));
+        if (signal?.aborted) return;
         out.forEach((r, j) => {
           results[batch[j]!] = r;
           onResult?.(r);
@@ -67,15 +71,22 @@ export class Hasher {
       }
     };
     const inFlight = Math.min(batches.length, this.threads * 2);
+    const work = Promise.all(Array.from({ length: inFlight }, runner));
+    work.catch(() => undefined);
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal!.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
     try {
-      await Promise.all(Array.from({ length: inFlight }, runner));
-    } catch (err) {
-      // Piscina wraps the reason in its own AbortError; callers expect the reason they gave.
-      if (signal?.aborted) throw signal.reason;
-      throw err;
+      await Promise.race([work, stopped]);
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
+    signal?.throwIfAborted();
     return results;
   }
+
 
   async close(): Promise<void> {
     const pool = this.pool;
