@@ -3,7 +3,7 @@
 // the new one, never half of one; on any failure the destination is untouched and no temp file
 // is left behind.
 
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { ItemError, SyncError, oneLine } from '../core/errors.js';
@@ -54,11 +54,11 @@ export async function writeAtomic(
   const iterator = (body as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
   let created = false;
   try {
+    const md5 = createHash('md5');
+    const xxh = (await getXxh64()).create();
     await mkdir(dirname(dest), { recursive: true });
     const fh = await open(temp, 'wx');
     created = true;
-    const md5 = createHash('md5');
-    const xxh = (await getXxh64()).create();
     let size = 0;
     try {
       for (;;) {
@@ -69,7 +69,9 @@ export async function writeAtomic(
         if (size + chunk.length > opts.expectSize) {
           throw sizeMismatch(label, opts.expectSize, `more than ${opts.expectSize}`);
         }
-        await fh.write(chunk);
+        // write() may write less than asked (a nearly full disk, a file size limit): the rest
+        // must go too, or the hashes would vouch for bytes that never reached the disk.
+        for (let done = 0; done < chunk.length; ) done += (await fh.write(chunk, done)).bytesWritten;
         md5.update(chunk);
         xxh.update(chunk);
         size += chunk.length;
@@ -83,6 +85,8 @@ export async function writeAtomic(
         await fh.utimes(when, when);
       }
       await fh.sync();
+      const onDisk = (await fh.stat()).size;
+      if (onDisk !== size) throw sizeMismatch(label, size, `${onDisk} on disk`);
     } finally {
       await fh.close();
     }
@@ -95,11 +99,15 @@ export async function writeAtomic(
     opts.signal?.throwIfAborted();
     // The stat of our own bytes, taken before the rename: inode and mtime survive it, and a write
     // by someone else after the rename then always shows as a stat change.
+    // A replaced file keeps its permissions (a private 0600 file must not come back 0644).
+    const old = await stat(dest).catch(() => undefined);
+    if (old?.isFile()) await chmod(temp, old.mode & 0o7777);
     const st = await stat(temp, { bigint: true });
     await opts.beforeReplace?.(dest);
     await rename(temp, dest);
     created = false;
-    await syncDir(dirname(dest));
+    // The file is in place and verified; a failing folder fsync only weakens durability.
+    await syncDir(dirname(dest)).catch(() => undefined);
     return { md5: digest, xxh64: xxh.digestHex(), size, mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino) };
   } catch (err) {
     release(body, iterator);

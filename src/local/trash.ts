@@ -3,7 +3,8 @@
 // (the same path replaced twice) gets a numeric suffix rather than overwriting the first copy.
 
 import { constants } from 'node:fs';
-import { copyFile, link, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { ItemError } from '../core/errors.js';
 import { dirname, extname, join, sep } from 'node:path';
 
 function code(err: unknown): string | undefined {
@@ -37,7 +38,7 @@ export class Trash {
         if (code(err) === 'ENOENT') return undefined;
         throw err;
       }
-      await copyFile(src, dest);
+      await copyVerified(src, dest, 'w');
       await unlink(src);
     }
     return dest;
@@ -52,7 +53,7 @@ export class Trash {
         await link(src, p);
       } catch (err) {
         if (!NO_LINK.has(code(err) ?? '')) throw err;
-        await copyFile(src, p, constants.COPYFILE_EXCL);
+        await copyVerified(src, p, 'wx');
       }
     });
   }
@@ -91,6 +92,37 @@ export class Trash {
         if (code(err) !== 'EEXIST') throw err;
       }
     }
+  }
+}
+
+/**
+ * A copy across devices, by our own read loop: fs.copyFile spins forever on a source that shrinks
+ * while it is copied (seen on Node 20). The copy is fsynced before the original may go, and a
+ * source that changed meanwhile fails the copy, so its newer bytes are never dropped.
+ */
+async function copyVerified(src: string, dest: string, flags: 'w' | 'wx'): Promise<void> {
+  const before = await lstat(src, { bigint: true });
+  const input = await open(src, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const output = await open(dest, flags);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let n = (await input.read(buf, 0, buf.length, null)).bytesRead; n > 0; n = (await input.read(buf, 0, buf.length, null)).bytesRead) {
+        for (let done = 0; done < n; ) done += (await output.write(buf, done, n - done)).bytesWritten;
+      }
+      await output.sync();
+    } finally {
+      await output.close();
+    }
+    const after = await lstat(src, { bigint: true });
+    if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ino !== before.ino) {
+      throw new ItemError(`${src} changed while it was copied to the trash; left in place`);
+    }
+  } catch (err) {
+    await rm(dest, { force: true });
+    throw err;
+  } finally {
+    await input.close();
   }
 }
 

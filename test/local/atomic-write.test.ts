@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getEventListeners } from 'node:events';
 import { Readable } from 'node:stream';
+import { execFileSync } from 'node:child_process';
 import { ItemError } from '../../src/core/errors.js';
 import { writeAtomic } from '../../src/local/atomic-write.js';
 
@@ -151,4 +152,27 @@ test('beforeReplace runs after verification and before the rename', async () => 
   );
   assert.deepEqual(seen, ['old'], 'not called when verification fails');
   assert.equal(existsSync(dest), true);
+});
+
+test('a short write (file size limit, full disk) fails the download instead of installing a short file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssync-short-'));
+  const script = join(dir, 'child.mjs');
+  const body = Buffer.alloc(120 * 1024, 1);
+  const moduleUrl = new URL('../../src/local/atomic-write.js', import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { writeAtomic } from ${JSON.stringify(moduleUrl)};
+     const body = Buffer.alloc(${body.length}, 1);
+     async function* chunks() { yield body.subarray(0, 61440); yield body.subarray(61440); }
+     try {
+       await writeAtomic(${JSON.stringify(join(dir, 'dest.bin'))}, chunks(), { runId: '20261127-000000-abcdef', expectSize: body.length, expectMd5: ${JSON.stringify(createHash('md5').update(body).digest('hex'))} });
+       console.log('INSTALLED');
+     } catch (e) { console.log('REFUSED ' + e.message); }`,
+  );
+  // 100 blocks of 1 KiB: the second chunk can only be written in part.
+  const out = execFileSync('bash', ['-c', `ulimit -f 100; exec "${process.execPath}" "${script}"`]).toString();
+  assert.match(out, /^REFUSED /);
+  assert.ok(!existsSync(join(dir, 'dest.bin')), 'nothing under the real name');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+  rmSync(dir, { recursive: true, force: true });
 });

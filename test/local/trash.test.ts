@@ -73,3 +73,23 @@ test('list returns every trashed file per run, sizes included', async () => {
     { runId: 'run2', path: 'dir/b.txt', size: 1 },
   ]);
 });
+
+// /dev/shm (tmpfs) and the temp folder are different file systems here: rename() fails with
+// EXDEV and the trash must copy, verify and only then remove.
+test('across file systems keep() copies, syncs and removes; copy() leaves the original', async () => {
+  const { trashBase } = setup();
+  const root = mkdtempSync(join('/dev/shm', 'ssync-trash-'));
+  dirs.push(root);
+  assert.notEqual(statSync(root).dev, statSync(trashBase.split('/manifests')[0]!).dev, 'the test needs two file systems');
+  const body = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+  mkdirSync(join(root, 'media'), { recursive: true });
+  writeFileSync(join(root, 'media/big.bin'), body);
+  writeFileSync(join(root, 'media/stay.bin'), body);
+  const trash = new Trash(join(trashBase, 'run1'));
+  const kept = await trash.keep(root, 'media/big.bin');
+  assert.ok(!existsSync(join(root, 'media/big.bin')));
+  assert.ok(readFileSync(kept!).equals(body));
+  const copied = await trash.copy(root, 'media/stay.bin');
+  assert.ok(existsSync(join(root, 'media/stay.bin')));
+  assert.ok(readFileSync(copied!).equals(body));
+});
