@@ -7,9 +7,12 @@ import type { StoredEntry } from '../manifest/manifest.js';
 /**
  * Kernel file timestamps advance in clock ticks (a few ms), not nanoseconds: a file rewritten in
  * the same tick as the stat we record keeps its stat. Moving the racy cut-off back by more than a
- * tick makes such files re-read next run (git's racily-clean rule).
+ * tick makes such files re-read next run (git's racily-clean rule). File systems that keep whole
+ * seconds only (FAT keeps two, ext4 with small inodes, some network mounts) show it as an mtime
+ * with no sub-second part: those get a cut-off two seconds back.
  */
 const TICK_MARGIN_NS = 20_000_000n;
+const COARSE_MARGIN_NS = 2_000_000_000n;
 
 export function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
@@ -40,6 +43,6 @@ export function entryFor(key: string, local: LocalFile, remote: BaseEntry['remot
     key,
     local: { size: local.size, mtimeNs: local.mtimeNs, ino: local.ino, md5: local.md5, xxh64: local.xxh64 },
     remote: { etag: remote.etag, size: remote.size, lastModified: remote.lastModified, md5: remote.md5 },
-    recordedAtNs: (statTakenNs - TICK_MARGIN_NS).toString(),
+    recordedAtNs: (statTakenNs - (BigInt(local.mtimeNs) % 1_000_000_000n === 0n ? COARSE_MARGIN_NS : TICK_MARGIN_NS)).toString(),
   };
 }

@@ -6,6 +6,7 @@ import { UsageError } from '../core/errors.js';
 import { parseMaxDelete } from '../core/guards.js';
 
 export const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
 export interface Settings {
   root: string;
@@ -117,8 +118,13 @@ function checkMappings(mappings: Mapping[]): Mapping[] {
     if (local === '.' || local.startsWith('../') || local === '..' || path.posix.isAbsolute(local)) {
       throw new UsageError(`config: mapping folder "${m.local}" must be a folder inside the root`);
     }
+    if (/^[A-Za-z]:/.test(local)) throw new UsageError(`config: mapping folder "${m.local}" must be a folder inside the root`);
     let remote = m.remote.replace(/^\/+/, '');
     if (remote !== '' && !remote.endsWith('/')) remote += '/';
+    // The prefix is used verbatim as part of every key: no segment may be empty, "." or "..".
+    if (remote !== '' && remote.slice(0, -1).split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\\'))) {
+      throw new UsageError(`config: mapping prefix "${m.remote}" has an empty, ".", ".." or backslash segment`);
+    }
     return { local, remote };
   });
   for (const a of norm) {
@@ -170,6 +176,7 @@ export function resolveSettings(o: Overrides, cwd: string): Settings {
       throw new UsageError(`the manifest folder ${manifestDir} is inside the mapped folder ${m.local}/: it would sync itself`);
     }
   }
-  if (settings.partSize < 5 * MiB) throw new UsageError('partSize must be at least 5 MiB (S3 and R2 minimum)');
+  if (settings.partSize < 5 * MiB || settings.partSize > 5 * GiB) throw new UsageError('partSize must be from 5 MiB to 5 GiB (the S3 and R2 part limits)');
+  if (settings.multipartThreshold > 5 * GiB - 5 * MiB) throw new UsageError('multipartThreshold must be at most 5 GiB - 5 MiB (the largest single PUT on R2)');
   return settings;
 }

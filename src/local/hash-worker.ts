@@ -2,7 +2,7 @@
 // xxh64 check comes first so that a touch-only change (same content, new mtime) costs no MD5.
 // Per-file failures are results, not exceptions, so one bad file never fails its batch.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { oneLine } from '../core/errors.js';
 import { getXxh64, type Xxh64 } from './xxh.js';
@@ -139,7 +139,10 @@ function hashLarge(fd: number, task: HashTask, xxh: Xxh64): HashResult {
 function hashOne(task: HashTask, xxh: Xxh64): HashResult {
   let fd: number | undefined;
   try {
-    fd = openSync(task.abs, 'r');
+    // O_NONBLOCK: a path swapped for a FIFO since the scan must not block this thread in open();
+    // O_NOFOLLOW: nor for a symlink. Only a regular file is read.
+    fd = openSync(task.abs, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    if (!fstatSync(fd).isFile()) return { abs: task.abs, size: task.size, error: 'no longer a regular file' };
     return task.size <= SMALL_FILE_MAX ? hashSmall(fd, task, xxh) : hashLarge(fd, task, xxh);
   } catch (err) {
     return { abs: task.abs, size: task.size, error: oneLine(err) };

@@ -2,6 +2,7 @@
 // Synchronous on purpose: on 100k small files it is ~8× faster than a promise fan-out
 // (design/node-stack-notes.md), and the walk is the floor of every unchanged run.
 
+import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, sep } from 'node:path';
 import type { LocalFile } from '../core/types.js';
@@ -27,7 +28,10 @@ const TEMP_RE = /^\..+\.ssync-.+\.tmp$/;
 
 /** The temp file a download of `absPath` is written to before its atomic rename. */
 export function tempNameFor(absPath: string, runId: string): string {
-  return join(dirname(absPath), `.${basename(absPath)}.ssync-${runId}.tmp`);
+  const base = basename(absPath);
+  // File names stop at 255 bytes: a long name gets a short stand-in so its temp file fits too.
+  const stem = Buffer.byteLength(base) > 180 ? createHash('sha1').update(base).digest('hex') : base;
+  return join(dirname(absPath), `.${stem}.ssync-${runId}.tmp`);
 }
 
 /** True for a base name produced by tempNameFor: our leftovers, never user files. */
@@ -74,8 +78,15 @@ export function scanMapping(
       continue;
     }
     const prefix = dirRel === '' ? '' : `${dirRel}/`;
+    const undecodable = entries.some((e) => e.name.includes('\uFFFD')) ? lossyNames(dirAbs) : undefined;
     for (const entry of entries) {
       const rel = prefix + entry.name;
+      if (undecodable?.has(entry.name)) {
+        // Node turns the bad bytes into U+FFFD: the name it gives cannot be opened, so the file
+        // would silently vanish from the sync. Reported instead, and decided on by nobody.
+        result.errors.push({ rel, error: 'name is not valid UTF-8; skipped' });
+        continue;
+      }
       if (entry.isDirectory()) {
         pending.push(rel);
       } else if (entry.isSymbolicLink()) {
@@ -90,6 +101,16 @@ export function scanMapping(
     }
   }
   return result;
+}
+
+/** Names in `dir` whose bytes are not valid UTF-8, as Node's lossy decoding shows them. */
+function lossyNames(dir: string): Set<string> {
+  const out = new Set<string>();
+  for (const raw of readdirSync(dir, { encoding: 'buffer' })) {
+    const name = raw.toString('utf8');
+    if (!Buffer.from(name, 'utf8').equals(raw)) out.add(name);
+  }
+  return out;
 }
 
 function statFile(result: ScanResult, abs: string, rel: string): void {

@@ -54,6 +54,16 @@ describe('help and usage errors', () => {
       assert.match(r.stderr, re);
       assert.doesNotMatch(r.stderr, STACK);
     }
+    for (const [config, why] of [
+      [{ mappings: [{ local: 'media', remote: 'media/../x/' }] }, /"\.\."/],
+      [{ partSize: 6 * 1024 ** 3 }, /5 GiB/],
+      [{ mappings: [{ local: 'C:\\data', remote: 'data/' }] }, /inside the root/],
+    ] as const) {
+      p.write('storage-sync.config.json', JSON.stringify(config));
+      const r = await spawnCli(['sync'], { cwd: p.root, env: s3.env });
+      assert.equal(r.code, 2, JSON.stringify(config));
+      assert.match(r.stderr, why);
+    }
     p.write('storage-sync.config.json', JSON.stringify({ mappings: [{ local: 'media', remote: 'media/' }], colour: 'blue' }));
     const bad = await spawnCli(['sync'], { cwd: p.root, env: s3.env });
     assert.equal(bad.code, 2);

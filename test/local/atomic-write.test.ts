@@ -176,3 +176,12 @@ test('a short write (file size limit, full disk) fails the download instead of i
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('a file name near the 255-byte limit can still be written (its temp name is shortened)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssync-long-'));
+  const dest = join(dir, 'é'.repeat(120) + '.jpg'); // 244 bytes
+  const body = Buffer.from('long name');
+  await writeAtomic(dest, Readable.from([body]), { runId: '20261127-000000-abcdef', expectSize: body.length });
+  assert.equal(readFileSync(dest, 'utf8'), 'long name');
+  rmSync(dir, { recursive: true, force: true });
+});

@@ -97,3 +97,13 @@ test('a directory that cannot be read is reported and the walk carries on', () =
   assert.equal(r.errors[0]?.rel, 'sub');
   assert.match(r.errors[0]?.error ?? '', /ENOTDIR/);
 });
+
+test('a name that is not valid UTF-8 is reported, not silently dropped', () => {
+  const root = tree({ 'm/ok.txt': 'ok' });
+  const dir = Buffer.from(join(root, 'm') + '/');
+  writeFileSync(Buffer.concat([dir, Buffer.from([0x63, 0x61, 0x66, 0xe9]), Buffer.from('.txt')]), 'latin-1 name');
+  const r = scanMapping(root, 'm', all);
+  assert.deepEqual([...r.files.keys()], ['ok.txt']);
+  assert.equal(r.errors.length, 1);
+  assert.match(r.errors[0]!.error, /not valid UTF-8/);
+});
