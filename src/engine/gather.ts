@@ -154,8 +154,14 @@ function joinMapping(
  */
 function dropUnknown(g: Gathered, m: Mapping, unreadable: string[]): void {
   if (unreadable.length === 0) return;
-  const prefixes = unreadable.map((rel) => (rel === '' ? m.local : joinLocal(m.local, rel)));
-  g.states = g.states.filter((s) => !prefixes.some((p) => s.path === p || s.path.startsWith(p + '/')));
+  // A set of paths and a walk up each state's folders: linear, where collectstatic --link can
+  // leave a symlink for every file.
+  const shadowed = new Set(unreadable.map((rel) => (rel === '' ? m.local : joinLocal(m.local, rel))));
+  const isShadowed = (p: string): boolean => {
+    for (let at = p.length; at > 0; at = p.lastIndexOf('/', at - 1)) if (shadowed.has(p.slice(0, at))) return true;
+    return false;
+  };
+  g.states = g.states.filter((s) => !isShadowed(s.path));
 }
 
 function stripKey(e: StoredEntry): PathState['base'] {
@@ -185,14 +191,13 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
   }
   if (tasks.length === 0) return;
   const results = await d.hasher.hashMany(tasks, undefined, d.signal);
+  const unreadable = new Set<PathState>();
   for (const r of results) {
     const s = byAbs.get(r.abs)!;
     g.hashed++;
     if (r.error) {
       g.problems.push({ key: s.key, path: s.path, error: `cannot read ${s.path}: ${r.error}` });
-      delete s.local;
-      // Without readable content nothing may be decided for this path: drop it from the plan.
-      g.states.splice(g.states.indexOf(s), 1);
+      unreadable.add(s);
       continue;
     }
     const l: LocalFile = { ...s.local! };
@@ -202,6 +207,8 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
     if (r.multipartEtag !== undefined) l.multipartEtag = r.multipartEtag;
     s.local = l;
   }
+  // Without readable content nothing may be decided for a path: it leaves the plan.
+  if (unreadable.size > 0) g.states = g.states.filter((s) => !unreadable.has(s));
   d.events.emit({ event: 'scan', phase: 'hash', files: results.length, durationMs: Date.now() - t0 });
 }
 
