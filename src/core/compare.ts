@@ -15,8 +15,9 @@ export function isMultipartEtag(etag: string): boolean {
   return MULTIPART_ETAG.test(etag);
 }
 
+/** Strips the W/ prefix, surrounding whitespace and quotes, and lowercases the hex. */
 export function normalizeEtag(raw: string): string {
-  return raw.replace(/^W\//, '').replace(/^"(.*)"$/, '$1').toLowerCase();
+  return raw.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1').toLowerCase();
 }
 
 export function statEqual(local: LocalFile, base: BaseEntry): boolean {

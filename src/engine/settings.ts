@@ -4,8 +4,8 @@ import path from 'node:path';
 import { CONFLICT_POLICIES, MODES, type ConflictPolicy, type Mapping, type Mode } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
 import { parseMaxDelete } from '../core/guards.js';
+import { DEFAULT_PART_SIZE, MiB } from '../remote/etag.js';
 
-export const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 export interface Settings {
@@ -164,7 +164,7 @@ export function resolveSettings(o: Overrides, cwd: string): Settings {
     exclude: [...(file.exclude ?? []), ...(o.exclude ?? [])],
     trash: pick('trash', true),
     multipartThreshold: pick('multipartThreshold', 8 * MiB),
-    partSize: pick('partSize', 8 * MiB),
+    partSize: pick('partSize', DEFAULT_PART_SIZE),
   };
   const mssql = o.mssql ?? file.mssql;
   if (mssql !== undefined) settings.mssql = mssql;

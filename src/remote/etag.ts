@@ -25,10 +25,9 @@ export function multipartEtag(partMd5s: Buffer[]): string {
   return `${digest}-${partMd5s.length}`;
 }
 
-/** Strips the quotes servers put around ETags and lowercases the hex, so ETags compare as strings. */
-export function normalizeEtag(etag: string): string {
-  return etag.trim().replace(/^"|"$/g, '').toLowerCase();
-}
+export { normalizeEtag } from '../core/compare.js';
+
+import { normalizeEtag } from '../core/compare.js';
 
 /** The part count of a multipart ETag (`…-3` → 3); undefined for a plain MD5 ETag. */
 export function etagPartCount(etag: string): number | undefined {
