@@ -18,7 +18,7 @@ import { emptySummary, type EventStream, type Summary } from './events.js';
 import { gather, type Gathered } from './gather.js';
 import { execute } from './executor.js';
 import { isReported, summarizeDryRun } from './summary.js';
-import { checkPlanFresh, loadPlan, savePlan } from './plan-file.js';
+import { checkPlanFresh, loadPlan, savePlan, type PlanFile } from './plan-file.js';
 import { dropDrifted } from './drift.js';
 import { nowNs } from './records.js';
 import type { Settings } from './settings.js';
@@ -31,6 +31,10 @@ export interface RunRequest {
   signal: AbortSignal;
   /** apply: the plan file (default: the last one saved). */
   planFile?: string;
+  /** apply: a plan held in memory (the REPL's), checked for staleness like a file. */
+  planData?: PlanFile;
+  /** plan: false keeps the plan in memory only (`planData` of the result). Default true. */
+  savePlan?: boolean;
   now?: Date;
 }
 
@@ -40,6 +44,10 @@ export interface RunResult {
   runId: string;
   plan: Plan;
   planFile?: string;
+  /** plan: the plan as `apply` takes it (`planData`), whether or not it was saved. */
+  planData?: PlanFile;
+  /** What the gather step saw (L, R, B per path): for `explain` and `status`-like views. */
+  gathered?: Gathered;
 }
 
 export function newRunId(now: Date): string {
@@ -87,8 +95,8 @@ export async function run(req: RunRequest): Promise<RunResult> {
 
     let plan: Plan;
     if (req.command === 'apply') {
-      const file = req.planFile ?? path.join(paths.plans, 'last.json');
-      const pf = loadPlan(file);
+      const file = req.planData ? '(in memory)' : req.planFile ?? path.join(paths.plans, 'last.json');
+      const pf = req.planData ?? loadPlan(file);
       checkPlanFresh(pf, file, { profile: s.profile, ...identity, generation: manifest.generation(), mappings: s.mappings });
       plan = dropDrifted(pf.plan, g, events, summary);
     } else {
@@ -101,18 +109,22 @@ export async function run(req: RunRequest): Promise<RunResult> {
     announce(plan.items, g, events, summary);
 
     let planFile: string | undefined;
-    if (req.command === 'plan' && !s.dryRun) {
-      planFile = savePlan(paths.plans, {
+    let planData: PlanFile | undefined;
+    if (req.command === 'plan') {
+      planData = {
         kind: 'storage-sync-plan', format: 1, runId, createdAt: now.toISOString(), profile: s.profile, ...identity,
         // Paths that need nothing stay out of the file: apply has nothing to re-check for them.
         mappings: s.mappings, delete: s.delete, generation: manifest.generation(),
         plan: { ...plan, items: plan.items.filter((i) => i.action !== 'nothing') },
-      });
-      events.emit({ event: 'plan-saved', file: planFile, items: plan.items.filter((i) => isReported(i.action)).length });
+      };
+      if (!s.dryRun && req.savePlan !== false) {
+        planFile = savePlan(paths.plans, planData);
+        events.emit({ event: 'plan-saved', file: planFile, items: plan.items.filter((i) => isReported(i.action)).length });
+      }
     }
     if (!changes) {
       summarizeDryRun(plan, summary);
-      return finish(summary, started, events, { runId, plan, ...(planFile ? { planFile } : {}) });
+      return finish(summary, started, events, { runId, plan, gathered: g, ...(planFile ? { planFile } : {}), ...(planData ? { planData } : {}) });
     }
 
     removeLeftovers(s.root, g.temps);
@@ -124,7 +136,7 @@ export async function run(req: RunRequest): Promise<RunResult> {
       trash: s.trash ? new Trash(trashDir) : undefined, trashDir, uploadsAllowed: plan.mode !== 'download',
     }, summary);
     await manifest.flush();
-    const result = finish(summary, started, events, { runId, plan });
+    const result = finish(summary, started, events, { runId, plan, gathered: g });
     await manifest.setLastRun({
       runId, startedAt: now.toISOString(), finishedAt: new Date().toISOString(), mode: plan.mode,
       exitCode: req.signal.aborted ? 130 : result.exitCode, summary: { ...summary },
