@@ -17,6 +17,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 const code = await main(process.argv.slice(2), {
+  stdin: process.stdin,
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
