@@ -6,8 +6,11 @@ const { main } = await import('./main.js');
 
 const controller = new AbortController();
 let stops = 0;
+// The REPL claims SIGINT: it stops the running apply and keeps the session open.
+let claim: ((sig: 'SIGINT' | 'SIGTERM') => boolean) | undefined;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
+    if (claim?.(sig)) return;
     stops++;
     // A second Ctrl+C means "now": in-flight temp files are removed by the next run.
     if (stops > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
@@ -16,12 +19,17 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const code = await main(process.argv.slice(2), {
+// Installed as `storage-sync-ui` too (package.json bin): that name opens the REPL.
+const asUi = /^storage-sync-ui(\.js)?$/.test(process.argv[1]?.split(/[\\/]/).pop() ?? '');
+const code = await main(asUi ? ['repl', ...process.argv.slice(2)] : process.argv.slice(2), {
   stdin: process.stdin,
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
   cwd: process.cwd(),
   signal: controller.signal,
+  claimSignals: (handler) => {
+    claim = handler;
+  },
 });
 process.exitCode = code;

@@ -15,6 +15,9 @@ import { RunLog } from '../render/log-file.js';
 import { parseArgs } from './parse.js';
 import { statusCommand } from './status.js';
 import { manifestCommand } from './manifest-cmd.js';
+import { replCommand } from '../repl/repl.js';
+
+const REPL_COMMANDS = ['repl', 'ui', 'storage-sync-ui'];
 
 export interface CliIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -25,6 +28,11 @@ export interface CliIO {
   cwd: string;
   /** Aborted on SIGINT/SIGTERM (reason: the signal name). */
   signal: AbortSignal;
+  /**
+   * The REPL handles SIGINT itself (stop the running apply, not the process): bin.ts passes this,
+   * and a handler that returns true has taken the signal.
+   */
+  claimSignals?: (handler: (sig: 'SIGINT' | 'SIGTERM') => boolean) => void;
   /** Extra credential sources after the environment (the SQL Server store plugs in here). */
   sources?: CredentialSource[];
 }
@@ -81,6 +89,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 
     const credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...(io.sources ?? [])]);
     redact = makeRedactor(secretsOf(credentials));
+    if (REPL_COMMANDS.includes(command)) return await replCommand(settings, credentials, io);
     return await runCommand(command, a, settings, credentials, io, json, redact);
   } catch (err) {
     const code = err instanceof SyncError ? err.exitCode : 1;

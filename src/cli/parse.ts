@@ -50,6 +50,8 @@ function build(argv: string[]): Argv {
     .command('status', 'what the manifest tracks, the last run, local changes seen by stat', syncOptions)
     .command('update-storage', 'alias of sync (--two-way | --upload-only | --download-only)', syncOptions)
     .command('sync-storage', 'alias of sync --mode two-way', syncOptions)
+    // The interactive REPL (src/repl): the shared options set up the session it starts with.
+    .command(['repl', 'ui', 'storage-sync-ui'], 'the interactive REPL: look at the plan, diffs and reasons, then apply (aliases: ui, storage-sync-ui)', syncOptions)
     .command('manifest <action> [path]', 'inspect the manifest: ls [GLOB] | show PATH | export', (y) =>
       syncOptions(y)
         .positional('action', { choices: ['ls', 'show', 'export'] as const })
