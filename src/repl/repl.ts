@@ -144,6 +144,10 @@ export class Session {
       },
     });
     this.server = server;
+    // `.editor` and `.clear` belong to JavaScript sessions; here they would only confuse.
+    const dot = server.commands as unknown as Record<string, unknown>;
+    delete dot['editor'];
+    delete dot['clear'];
     this.setupHistory(server);
     this.takeSigint(server);
 
@@ -414,13 +418,16 @@ export class Session {
     const items = this.pending();
     const mine = items.filter((i) => this.skipped(i.path));
     const live = items.filter((i) => !this.skipped(i.path));
+    const work = live.filter((i) => i.action !== 'skip');
+    const leftAlone = live.length - work.length;
     const inSync = [...this.scan.all.values()].filter((i) => i.action === 'nothing' || i.action === 'refresh').length;
-    if (live.length === 0) {
-      this.say(this.paint.green(`nothing to do: ${inSync} paths in sync`) + (mine.length ? `, ${mine.length} skipped by you` : ''));
+    const tail = (leftAlone ? `; ${leftAlone} left alone by this mode or policy (plan --action skip)` : '') + (mine.length ? `; ${mine.length} skipped by you` : '');
+    if (work.length === 0) {
+      this.say(this.paint.green(`nothing to do: ${inSync} paths in sync`) + tail);
       return;
     }
-    const bytes = live.reduce((n, i) => n + i.bytes, 0);
-    this.say(`pending: ${countsLine(live, this.paint)} (${formatBytes(bytes)} to move); ${inSync} in sync` + (mine.length ? `; ${mine.length} skipped by you` : ''));
+    const bytes = work.reduce((n, i) => n + i.bytes, 0);
+    this.say(`pending: ${countsLine(work, this.paint)} (${formatBytes(bytes)} to move); ${inSync} in sync` + tail);
     this.say(this.paint.dim('type plan to see them, explain PATH for why, apply to carry them out'));
   }
 
