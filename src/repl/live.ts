@@ -84,6 +84,11 @@ export class LiveView {
     this.draw(false);
   }
 
+  /** A line from outside the run (a stop request), printed above the live lines. */
+  note(line: string): void {
+    this.above(line);
+  }
+
   private setPhase(text: string): void {
     this.phase = text;
     if (this.tty) this.draw(true);

@@ -79,6 +79,8 @@ export class Session {
   private server: REPLServer | undefined;
   private queue: Promise<void> = Promise.resolve();
   private quietSummary = false;
+  /** The live view of the running scan or apply, so notes print above it. */
+  private view: LiveView | undefined;
   private readonly commands: Record<string, Command>;
   private readonly aliases: Record<string, string> = { refresh: 'scan', quit: 'exit', '?': 'help', ls: 'plan' };
 
@@ -223,8 +225,12 @@ export class Session {
   private interrupt(): boolean {
     if (!this.busy) return false;
     if (!this.busy.controller.signal.aborted) {
-      this.io.stdout.write('\n');
-      this.say(this.paint.yellow(`stopping the ${this.busy.what} after in-flight work is cleanly stopped…`));
+      const line = this.paint.yellow(`stopping the ${this.busy.what} after in-flight work is cleanly stopped…`);
+      if (this.view) this.view.note(line);
+      else {
+        if (this.tty) this.io.stdout.write('\n');
+        this.say(line);
+      }
       this.busy.controller.abort('SIGINT');
     }
     return true;
@@ -319,15 +325,18 @@ export class Session {
 
   // ---- scanning ----------------------------------------------------------------------------
 
-  private async runBusy<T>(what: Busy['what'], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async runBusy<T>(what: Busy['what'], fn: (signal: AbortSignal) => Promise<T>, view?: LiveView): Promise<T> {
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.io.signal]);
     const done = fn(signal);
     this.busy = { what, controller, done };
+    this.view = view;
     try {
       return await done;
     } finally {
       this.busy = undefined;
+      this.view = undefined;
+      view?.finish();
     }
   }
 
@@ -375,7 +384,7 @@ export class Session {
       this.quietSummary = true;
       const res = await this.runBusy('scan', (signal) =>
         run({ command: 'plan', savePlan: false, settings: this.settings, credentials: this.credentials, events: this.eventsFor(view), signal }),
-      );
+      view);
       if (!res.planData || !res.gathered) throw new Error('internal: the engine returned no in-memory plan');
       this.scan = { data: res.planData, gathered: res.gathered, all: new Map(res.plan.items.map((i) => [i.path, i])), at: new Date() };
       this.stats.scans++;
@@ -737,7 +746,7 @@ export class Session {
     this.stats.applies++;
     let stopped = false;
     try {
-      const res = await this.runBusy('apply', (signal) => run({ command: 'apply', planData, settings: this.settings, credentials: this.credentials, events, signal }));
+      const res = await this.runBusy('apply', (signal) => run({ command: 'apply', planData, settings: this.settings, credentials: this.credentials, events, signal }), view);
       view.finish();
       const line = summaryLine(res.summary);
       this.say(res.summary.failed ? this.paint.red(line) : this.paint.green(line));
