@@ -78,6 +78,7 @@ export class Session {
   private readonly stats = { scans: 0, applies: 0, stopped: 0, uploaded: 0, downloaded: 0, deletedRemote: 0, deletedLocal: 0, conflicts: 0, recorded: 0, failed: 0, skipped: 0, bytesUp: 0, bytesDown: 0 };
   private server: REPLServer | undefined;
   private queue: Promise<void> = Promise.resolve();
+  private closed = false;
   private quietSummary = false;
   /** The live view of the running scan or apply, so notes print above it. */
   private view: LiveView | undefined;
@@ -139,10 +140,9 @@ export class Session {
       preview: false,
       completer: (line: string) => this.complete(line),
       eval: (cmd, _ctx, _file, cb) => {
-        this.enqueue(cmd).then(
-          () => cb(null, undefined),
-          () => cb(null, undefined),
-        );
+        // After `exit` no prompt: the session is over.
+        const done = (): void => void (this.closed || cb(null, undefined));
+        this.enqueue(cmd).then(done, done);
       },
     });
     this.server = server;
@@ -164,6 +164,7 @@ export class Session {
     if (this.io.signal.aborted) onAbort();
     else this.io.signal.addEventListener('abort', onAbort, { once: true });
     server.on('exit', () => {
+      this.closed = true;
       this.io.signal.removeEventListener('abort', onAbort);
       // Ctrl+D at a terminal means "leave now"; the end of piped input lets the script finish.
       if (terminal || this.io.signal.aborted) this.busy?.controller.abort('SIGINT');
@@ -507,27 +508,38 @@ export class Session {
     }
     const rank = (g: string): number => (g === 'skipped' ? 99 : ACTION_ORDER.indexOf(g as Action));
     const by: Record<string, (a: Row, b: Row) => number> = {
-      path: (a, b) => a.path.localeCompare(b.path),
-      size: (a, b) => b.bytes - a.bytes || a.path.localeCompare(b.path),
-      reason: (a, b) => a.reason.localeCompare(b.reason) || a.path.localeCompare(b.path),
-      action: (a, b) => rank(a.group) - rank(b.group) || a.path.localeCompare(b.path),
+      path: (a, b) => natural(a.path, b.path),
+      size: (a, b) => b.bytes - a.bytes || natural(a.path, b.path),
+      reason: (a, b) => a.reason.localeCompare(b.reason) || natural(a.path, b.path),
+      action: (a, b) => rank(a.group) - rank(b.group) || natural(a.path, b.path),
     };
     rows.sort(by[sort]);
     const counts = countsLine(rows.map((r) => ({ action: r.group as Action, bytes: r.bytes })), this.paint);
     this.say(`${rows.length} item${rows.length === 1 ? '' : 's'}: ${counts}; ${formatBytes(rows.filter((r) => r.group !== 'skipped').reduce((n, r) => n + r.bytes, 0))} to move`);
-    const shown = rows.slice(0, limit);
+    // Truncated by action, every group keeps a share of the rows: a few hundred uploads must not
+    // hide the one conflict or delete.
+    const groups = new Map<string, Row[]>();
+    for (const r of rows) groups.set(sort === 'action' ? r.group : '', [...(groups.get(sort === 'action' ? r.group : '') ?? []), r]);
+    const quota = new Map([...groups.keys()].map((g) => [g, 0]));
+    for (let left = Math.min(limit, rows.length); left > 0; ) {
+      for (const [g, list] of groups) {
+        if (left > 0 && quota.get(g)! < list.length) (quota.set(g, quota.get(g)! + 1), left--);
+      }
+    }
+    const shown = [...groups].flatMap(([g, list]) => list.slice(0, quota.get(g)));
     const actW = Math.max(6, ...shown.map((r) => label(r.group).length));
     const sizeW = 9;
     const reasonW = Math.max(6, ...shown.map((r) => r.reason.length));
     const pathW = Math.max(10, Math.min(Math.max(...shown.map((r) => r.path.length)), this.columns() - actW - sizeW - reasonW - 8));
     this.say(this.paint.dim(`${'action'.padEnd(actW)}  ${'path'.padEnd(pathW)}  ${'size'.padStart(sizeW)}  reason`));
-    let group = '';
-    for (const r of shown) {
-      const first = sort === 'action' && r.group !== group;
-      group = r.group;
-      const act = (first || sort !== 'action' ? label(r.group) : '').padEnd(actW);
-      const size = (r.bytes ? formatBytes(r.bytes) : '-').padStart(sizeW);
-      this.say(`${colourAction(r.group, act, this.paint)}  ${ellipsize(r.path, pathW).padEnd(pathW)}  ${size}  ${this.paint.dim(r.reason)}`);
+    for (const [g, list] of groups) {
+      const n = quota.get(g)!;
+      list.slice(0, n).forEach((r, i) => {
+        const act = (i === 0 || sort !== 'action' ? label(r.group) : '').padEnd(actW);
+        const size = (r.bytes ? formatBytes(r.bytes) : '-').padStart(sizeW);
+        this.say(`${colourAction(r.group, act, this.paint)}  ${ellipsize(r.path, pathW).padEnd(pathW)}  ${size}  ${this.paint.dim(r.reason)}`);
+      });
+      if (sort === 'action' && list.length > n) this.say(this.paint.dim(`${''.padEnd(actW)}  … ${list.length - n} more ${label(g)}`));
     }
     if (rows.length > shown.length) this.say(this.paint.yellow(`… ${rows.length - shown.length} more of ${rows.length} (narrow with a GLOB or --action, or --limit N|all)`));
   }
@@ -575,6 +587,7 @@ export class Session {
     this.say(`  action  ${colourAction(item.action, item.action, this.paint)}: ${ACTION_WORDS[item.action]}`);
     this.say(`  why     ${REASON_WORDS[item.reason] ?? item.reason}`);
     if (item.keepBoth) this.say(`  keep    the local version becomes ${item.keepBoth.path}`);
+    if (item.reason.startsWith('conflict')) this.say(this.paint.dim(`  options diff ${item.path} to compare; set conflict remote|local|newer|keep-both; skip ${item.path}`));
     const skip = this.skipped(item.path);
     if (skip && isReported(item.action)) this.say(this.paint.yellow(`  skipped by you (skip ${skip}); unskip ${skip} puts it back`));
   }
@@ -884,4 +897,9 @@ function countsLine(items: { action: Action | string; bytes: number }[], paint: 
 /** The `repl` command: resolves with the process exit code when the session ends. */
 export async function replCommand(settings: Settings, credentials: Credentials, io: CliIO): Promise<number> {
   return (await new Session(settings, credentials, io).start()).closed;
+}
+
+/** p2 before p10, as a person sorts. */
+function natural(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
 }
