@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { makeProject, type Project } from '../support/harness.js';
+import { BIN, makeProject, type Project } from '../support/harness.js';
 import { resolveSettings } from '../../src/engine/settings.js';
 import { Session } from '../../src/repl/repl.js';
 import { PROMPT, startRepl, type Driver } from './support.js';
@@ -149,6 +149,38 @@ describe('looking before leaping', () => {
     assert.match(await r.cmd('set conflict keep-both'), /conflict keep-both/);
     assert.match(await r.cmd('set'), /conflict keep-both/);
     assert.equal(await r.close(), 0);
+  });
+});
+
+describe('diff beyond the simple case', () => {
+  test('over 1 MiB compares metadata; colours only when asked (FORCE_COLOR)', async () => {
+    await s3.reset();
+    const big = 'line of text\n'.repeat(90_000);
+    const p = project({ 'media/big.txt': big, 'media/small.txt': 'one\ntwo\n' });
+    await s3.putRaw('media/big.txt', big + 'one more\n');
+    await s3.putRaw('media/small.txt', 'one\n2\n');
+    const r = await startRepl(['repl', '--root', p.root], { cwd: p.root, env: { ...s3.env, FORCE_COLOR: '1' } });
+    const large = await r.cmd('diff media/big.txt');
+    assert.match(large, /larger than 1 MiB: comparing metadata/);
+    assert.match(large, /size\s+1\.1 MiB \(1170000 B\)\s+1\.1 MiB \(1170009 B\)/);
+    const coloured = await r.cmd('diff media/small.txt');
+    assert.match(coloured, /\x1b\[32m\+two\x1b\[39m/);
+    assert.match(coloured, /\x1b\[31m-2\x1b\[39m/);
+    assert.equal(await r.close(), 0);
+  });
+
+  test('installed as storage-sync-ui, the binary opens the REPL', async () => {
+    const p = project();
+    const link = path.join(p.root, 'storage-sync-ui');
+    fs.symlinkSync(BIN, link);
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [link, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0);
+    assert.match(out, /^storage-sync repl\n/);
+    assert.match(out, /the interactive REPL/);
   });
 });
 

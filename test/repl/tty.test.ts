@@ -89,9 +89,16 @@ async function remote(): Promise<Map<string, string>> {
 
 test('live view in a terminal; Ctrl+C during apply returns to the prompt; resume ends in sync', async () => {
   const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  fs.mkdirSync(path.join(p.root, 'manifests/default'), { recursive: true });
+  fs.writeFileSync(path.join(p.root, 'manifests/default/repl_history'), 'status\n');
   const cmd = ['env', ...vars, process.execPath, BIN, 'repl', '--root', p.root, '--concurrency', '1'].map((a) => `'${a}'`).join(' ');
   await tmux('new-session', '-d', '-s', 'repl', '-x', '120', '-y', '32', cmd);
   await until('the first prompt', atPrompt);
+  // History from an earlier session comes back with the Up arrow.
+  await tmux('send-keys', '-t', 'repl', 'Up');
+  await until('the history entry', (s) => lastLine(s).endsWith('> status'));
+  await tmux('send-keys', '-t', 'repl', 'C-u');
+  await until('an empty line', atPrompt);
 
   // Tab completes a command name; Ctrl+C on a typed line clears it; on an empty one it says how to exit.
   await tmux('send-keys', '-t', 'repl', 'expl', 'Tab');
