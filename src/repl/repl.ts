@@ -244,13 +244,21 @@ export class Session {
    * commands while something runs, answer at once instead of waiting their turn.
    */
   enqueue(raw: string): Promise<void> {
-    const first = raw.trim().split(/\s+/)[0]?.toLowerCase() ?? '';
-    const cmd = this.commands[this.aliases[first] ?? first];
-    if (first === 'stop' || (this.busy && cmd && Object.hasOwn(this.commands, this.aliases[first] ?? first) && cmd.whileBusy && first !== 'exit' && first !== 'quit')) return this.dispatch(raw);
+    const first = raw.trim().split(/\s+/)[0] ?? '';
+    const found = this.lookup(first);
+    const now = found?.[0] === 'stop' || (this.busy !== undefined && found?.[1].whileBusy === true && found[0] !== 'exit');
+    if (now) return this.dispatch(raw);
     if (this.busy && first) this.say(this.paint.dim(`(${first}: runs after the ${this.busy.what}; stop or Ctrl+C stops it)`));
     const next = this.queue.then(() => this.dispatch(raw));
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** The command a typed name stands for (aliases resolved); never an Object.prototype member. */
+  private lookup(name: string): [string, Command] | undefined {
+    const n = name.toLowerCase();
+    const key = Object.hasOwn(this.aliases, n) ? this.aliases[n]! : n;
+    return Object.hasOwn(this.commands, key) ? [key, this.commands[key]!] : undefined;
   }
 
   async dispatch(raw: string): Promise<void> {
@@ -262,9 +270,7 @@ export class Session {
       return;
     }
     if (words.length === 0) return;
-    const name = words[0]!.toLowerCase();
-    const key = this.aliases[name] ?? name;
-    const cmd = Object.hasOwn(this.commands, key) ? this.commands[key] : undefined;
+    const cmd = this.lookup(words[0]!)?.[1];
     if (!cmd) {
       this.error(`unknown command "${ellipsize(words[0]!, 40)}" (type help for the list)`);
       return;
@@ -307,8 +313,7 @@ export class Session {
 
   private help(w: string[]): void {
     if (w[0]) {
-      const key = this.aliases[w[0]] ?? w[0];
-      const c = Object.hasOwn(this.commands, key) ? this.commands[key] : undefined;
+      const c = this.lookup(w[0])?.[1];
       if (!c) throw new ArgError(`no command "${ellipsize(w[0], 40)}"`);
       this.say(`${c.usage}\n  ${c.help}`);
       return;
@@ -833,7 +838,7 @@ export class Session {
         const names = [...Object.keys(this.commands), ...Object.keys(this.aliases).filter((a) => a !== '?')].sort();
         return [names.filter((n) => n.startsWith(last)), last];
       }
-      const cmd = this.aliases[words[0]!] ?? words[0]!;
+      const cmd = this.lookup(words[0]!)?.[0] ?? '';
       const values = (list: readonly string[]): [string[], string] => [list.filter((v) => v.startsWith(last)), last];
       if (cmd === 'mode' && words.length === 2) return values(MODES);
       if (cmd === 'set' && words.length === 2) return values(['conflict', 'dry-run', 'delete', 'force', 'max-delete', 'concurrency', 'trash', 'mode']);
