@@ -20,6 +20,8 @@ const socket = `ssync-repl-${process.pid}-${crypto.randomBytes(3).toString('hex'
 let server: ChildProcess;
 let env: Record<string, string> = {};
 let p: Project;
+/** tmux leaves its socket file behind; it is removed at the end. */
+let socketPath = '';
 
 before(async () => {
   server = spawn(process.execPath, [SERVER, '--bucket', 'repl-tty'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -39,6 +41,7 @@ before(async () => {
 
 after(async () => {
   await run('tmux', ['-L', socket, 'kill-server']).catch(() => undefined);
+  if (socketPath) fs.rmSync(socketPath, { force: true });
   server?.kill('SIGTERM');
   p?.cleanup();
 });
@@ -93,6 +96,7 @@ test('live view in a terminal; Ctrl+C during apply returns to the prompt; resume
   fs.writeFileSync(path.join(p.root, 'manifests/default/repl_history'), 'status\n');
   const cmd = ['env', ...vars, process.execPath, BIN, 'repl', '--root', p.root, '--concurrency', '1'].map((a) => `'${a}'`).join(' ');
   await tmux('new-session', '-d', '-s', 'repl', '-x', '120', '-y', '32', cmd);
+  socketPath = (await tmux('display-message', '-p', '#{socket_path}')).stdout.trim();
   await until('the first prompt', atPrompt);
   // History from an earlier session comes back with the Up arrow.
   await tmux('send-keys', '-t', 'repl', 'Up');
