@@ -15,6 +15,9 @@ import { RunLog } from '../render/log-file.js';
 import { parseArgs } from './parse.js';
 import { statusCommand } from './status.js';
 import { manifestCommand } from './manifest-cmd.js';
+import { credsCommand } from './creds-cmd.js';
+import { mssqlTarget } from '../credentials/mssql-config.js';
+import { MssqlSource, MssqlStore } from '../credentials/mssql-store.js';
 
 export interface CliIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -79,8 +82,21 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (command === 'status') return await statusCommand(settings, io, json);
     if (command === 'manifest') return await manifestCommand(settings, a['action'] as string, a['path'] as string | undefined, io);
 
-    const credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...(io.sources ?? [])]);
-    redact = makeRedactor(secretsOf(credentials));
+    if (command === 'creds') return await credsCommand(settings, a, io, json);
+
+    // SQL Server comes after the environment (per key); its one connection is closed as soon as
+    // the credentials are read, so a long sync holds no database connection.
+    const target = mssqlTarget(io.env, settings.mssql);
+    const sqlStore = target ? new MssqlStore(target) : undefined;
+    if (sqlStore) redact = makeRedactor(sqlStore.secrets);
+    let credentials: Awaited<ReturnType<typeof resolveCredentials>>;
+    try {
+      const sqlSources = sqlStore ? [new MssqlSource(sqlStore)] : [];
+      credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...sqlSources, ...(io.sources ?? [])]);
+    } finally {
+      await sqlStore?.close();
+    }
+    redact = makeRedactor([...secretsOf(credentials), ...(sqlStore?.secrets ?? [])]);
     return await runCommand(command, a, settings, credentials, io, json, redact);
   } catch (err) {
     const code = err instanceof SyncError ? err.exitCode : 1;
