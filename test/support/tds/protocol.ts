@@ -248,10 +248,15 @@ export function parseLogin7(data: Buffer): Login7 {
   const optionFlags2 = data[25]!;
   const optionFlags3 = data[27]!;
   const field = (at: number): [number, number] => [data.readUInt16LE(at), data.readUInt16LE(at + 2)];
-  const str = (at: number): string => {
+  // `strict` for the fields the login depends on; informational ones that point nowhere (tedious
+  // writes an offset as the length of an unset host name) read as empty.
+  const str = (at: number, strict = false): string => {
     const [off, cch] = field(at);
     if (cch === 0) return '';
-    if (off + cch * 2 > data.length) throw new ProtocolError('LOGIN7 field points past the end');
+    if (off + cch * 2 > data.length) {
+      if (strict) throw new ProtocolError('LOGIN7 field points past the end');
+      return '';
+    }
     return data.toString('utf16le', off, off + cch * 2);
   };
   const [pwOff, pwLen] = field(44);
@@ -274,13 +279,13 @@ export function parseLogin7(data: Buffer): Login7 {
     tdsVersion,
     packetSize,
     hostName: str(36),
-    userName: str(40),
+    userName: str(40, true),
     password,
     appName: str(48),
     serverName: str(52),
     libraryName: str(60),
     language: str(64),
-    database: str(68),
+    database: str(68, true),
     features,
     integratedSecurity: (optionFlags2 & 0x80) !== 0,
   };
@@ -701,7 +706,7 @@ export class TokenWriter {
     this.u8(TOKEN.COLMETADATA).u16(cols.length);
     for (const col of cols) {
       this.u32(0); // user type
-      this.u16(0x0001 | 0x0008); // nullable, updateable unknown
+      this.u16((col.nullable === false ? 0 : 0x0001) | 0x0008); // nullable; updateability unknown
       switch (col.kind) {
         case 'nvarchar':
           this.u8(0xe7).u16(col.maxChars === 'max' ? 0xffff : col.maxChars * 2).raw(COLLATION);
@@ -826,6 +831,8 @@ export interface ResultColumn {
   kind: ColumnKind;
   /** For nvarchar: declared length in characters, or 'max' (sent as PLP). */
   maxChars: number | 'max';
+  /** False for a table column declared NOT NULL. */
+  nullable?: boolean;
 }
 
 /** Canonical datetime text → DATETIME2(7) wire parts. Accepts `YYYY-MM-DD[T ]HH:MM:SS[.f{1,7}][Z]`. */

@@ -488,6 +488,10 @@ class Session {
         const cols = stmt.columns();
         const rows = stmt.all(bind) as unknown[][];
         const columns = shapeColumns(cols, rows);
+        columns.forEach((c, i) => {
+          const src = cols[i]!;
+          if (src.table && src.column) c.nullable = !notNull(db, src.table, src.column);
+        });
         return { curCmd, columns, rows: rows.map((r) => r.map((v, i) => encodeValue(columns[i]!, v))), count: rows.length };
       }
       const info = stmt.run(bind);
@@ -523,6 +527,11 @@ function toSqlite(v: ParamValue): unknown {
   if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || Buffer.isBuffer(v)) return v;
   if (typeof v === 'boolean') return v ? 1 : 0;
   return v.text;
+}
+
+function notNull(db: Database.Database, table: string, column: string): boolean {
+  const cols = db.prepare('SELECT name, "notnull" AS nn FROM pragma_table_info(?)').all(table) as { name: string; nn: number }[];
+  return cols.some((c) => c.name.toLowerCase() === column.toLowerCase() && c.nn === 1);
 }
 
 function pkName(db: Database.Database, table: string): string | undefined {
