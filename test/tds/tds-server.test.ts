@@ -68,6 +68,10 @@ describe('queries', () => {
     assert.deepEqual(r.recordset, [{ ok: 1 }]);
     assert.equal(r.recordset.columns.ok?.type, sql.Int);
     assert.deepEqual(r.rowsAffected, [1]);
+    // Unaliased expressions are unnamed, as on SQL Server.
+    const v = await req().query("SELECT @@VERSION, 'a' AS 'quoted alias'");
+    assert.deepEqual(Object.keys(v.recordset[0]), ['', 'quoted alias']);
+    assert.match(v.recordset[0][''], /^Microsoft SQL Server/);
   });
 
   test('the create-if-missing statement is idempotent and makes a real table', async () => {

@@ -840,10 +840,11 @@ export function parseDateTimeText(s: string): { days: number; ticks: bigint } | 
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?)?(Z|[+-]00:?00)?$/.exec(s.trim());
   if (!m) return undefined;
   const [, y, mo, d, h = '0', mi = '0', sec = '0', frac = ''] = m;
-  const dayMs = Date.UTC(Number(y), Number(mo) - 1, Number(d));
-  if (Number.isNaN(dayMs)) return undefined;
-  // Date.UTC maps years 0-99 to 1900-1999; SQL Server has none of those in practice.
-  const days = Math.round(dayMs / DAY_MS) + EPOCH_DAYS_0001;
+  const date = new Date(Date.UTC(2000, Number(mo) - 1, Number(d)));
+  date.setUTCFullYear(Number(y)); // Date.UTC would map years 0-99 to 1900-1999
+  if (Number.isNaN(date.getTime()) || date.getUTCDate() !== Number(d)) return undefined;
+  const days = Math.round(date.getTime() / DAY_MS) + EPOCH_DAYS_0001;
+  if (days < 0) return undefined;
   const ticks =
     (BigInt(Number(h)) * 3600n + BigInt(Number(mi)) * 60n + BigInt(Number(sec))) * 10_000_000n + BigInt(frac.padEnd(7, '0') || '0');
   if (Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) return undefined;

@@ -491,6 +491,8 @@ class Session {
         columns.forEach((c, i) => {
           const src = cols[i]!;
           if (src.table && src.column) c.nullable = !notNull(db, src.table, src.column);
+          // SQL Server leaves an expression without an alias unnamed (SQLite names it by its text).
+          else if (!s.rw.aliases.has(c.name.toLowerCase())) c.name = '';
         });
         return { curCmd, columns, rows: rows.map((r) => r.map((v, i) => encodeValue(columns[i]!, v))), count: rows.length };
       }

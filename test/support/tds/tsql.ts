@@ -142,6 +142,8 @@ export interface Rewritten {
   names: Map<string, string>;
   /** The client's text of this statement. */
   text: string;
+  /** Names given with AS, lower-cased: result columns without one are unnamed on SQL Server. */
+  aliases: Set<string>;
 }
 
 export type Statement =
@@ -314,6 +316,12 @@ function columnNameBefore(ts: Tok[], i: number): string | undefined {
   return name.value;
 }
 
+function prevSig(ts: Tok[], i: number): number {
+  let j = i - 1;
+  while (j >= 0 && isBlank(ts[j]!)) j--;
+  return j;
+}
+
 function nextSig(ts: Tok[], i: number): number {
   let j = i;
   while (j < ts.length && isBlank(ts[j]!)) j++;
@@ -324,6 +332,7 @@ export function rewrite(ts: Tok[], database: string, ddl: boolean): Rewritten {
   let sql = '';
   const params: string[] = [];
   const names = new Map<string, string>();
+  const aliases = new Set<string>();
   let limit: string | undefined;
   let i = 0;
   while (i < ts.length) {
@@ -332,7 +341,12 @@ export function rewrite(ts: Tok[], database: string, ddl: boolean): Rewritten {
       sql += ' ';
       i++;
     } else if (t.t === 'str') {
-      sql += quoteString(t.value);
+      // `AS 'alias'` names a column in T-SQL; in SQLite it would be a string.
+      const prev = ts[prevSig(ts, i)];
+      if (kw(prev, 'AS')) {
+        aliases.add(t.value.toLowerCase());
+        sql += quoteIdent(t.value);
+      } else sql += quoteString(t.value);
       i++;
     } else if (t.t === 'param') {
       const p = t.value.toLowerCase();
@@ -348,6 +362,7 @@ export function rewrite(ts: Tok[], database: string, ddl: boolean): Rewritten {
     } else if (t.t === 'word' || t.t === 'qid') {
       const { parts, end } = readName(ts, i);
       const upper = t.t === 'word' ? t.text.toUpperCase() : '';
+      if (parts.length === 1 && kw(ts[prevSig(ts, i)], 'AS')) aliases.add(t.value.toLowerCase());
       const afterName = nextSig(ts, end);
       const isCall = parts.length === 1 && ts[afterName]?.t === 'punct' && ts[afterName]!.text === '(';
       if (isCall && NOW_FUNCS.includes(upper)) {
@@ -436,7 +451,7 @@ export function rewrite(ts: Tok[], database: string, ddl: boolean): Rewritten {
     }
   }
   if (limit !== undefined) sql += ` LIMIT ${limit}`;
-  return { sql, params, names, text: textOf(ts) };
+  return { sql, params, names, text: textOf(ts), aliases };
 }
 
 export const VERSION_TEXT = 'Microsoft SQL Server 2022 (TDS stand-in for storage-sync tests, executing on SQLite)';
