@@ -140,13 +140,43 @@ describe('server', () => {
     }
   });
 
-  test('a transaction is refused with a clean error, and the connection carries on', async () => {
+  test('transactions: commit, rollback, @@TRANCOUNT, and other sessions wait for the end', async () => {
     const s = await startTdsServer();
     try {
-      const pool = await new sql.ConnectionPool({ ...sql.ConnectionPool.parseConnectionString(s.connectionString), pool: { max: 1 } }).connect();
-      await assert.rejects(new sql.Transaction(pool).begin(), /does not support transactions/);
-      assert.deepEqual((await pool.request().query('SELECT 1 AS ok')).recordset, [{ ok: 1 }]);
+      const pool = await new sql.ConnectionPool({ ...sql.ConnectionPool.parseConnectionString(s.connectionString), pool: { max: 3 } }).connect();
+      await pool.request().batch('CREATE TABLE dbo.t (k NVARCHAR(10) NOT NULL PRIMARY KEY)');
+      const count = async (): Promise<number> => (await pool.request().query('SELECT COUNT(*) AS n FROM dbo.t')).recordset[0].n as number;
+
+      const rolledBack = new sql.Transaction(pool);
+      await rolledBack.begin();
+      await new sql.Request(rolledBack).input('k', sql.NVarChar(10), 'gone').query('INSERT INTO dbo.t (k) VALUES (@k)');
+      // Another session asks while the transaction is open: it must not see the uncommitted row.
+      const meanwhile = count();
+      await rolledBack.rollback();
+      assert.equal(await meanwhile, 0);
+
+      const committed = new sql.Transaction(pool);
+      await committed.begin();
+      await new sql.Request(committed).input('k', sql.NVarChar(10), 'kept').query('INSERT INTO dbo.t (k) VALUES (@k)');
+      const depth = await new sql.Request(committed).query('SELECT @@TRANCOUNT AS n');
+      assert.equal(depth.recordset[0].n, 1);
+      await committed.commit();
+      assert.equal(await count(), 1);
+
+      const t = await pool.request().batch("BEGIN TRAN; INSERT INTO dbo.t (k) VALUES ('b'); SELECT @@TRANCOUNT AS n; ROLLBACK TRAN");
+      assert.equal(t.recordset[0].n, 1);
+      assert.equal(await count(), 1);
+      const stray = await pool.request().batch('COMMIT').catch((e: sql.RequestError) => e);
+      assert.equal((stray as sql.RequestError).number, 3902);
       await pool.close();
+
+      // A connection that closes with its transaction open is rolled back.
+      const one = await new sql.ConnectionPool({ ...sql.ConnectionPool.parseConnectionString(s.connectionString), pool: { max: 1 } }).connect();
+      await one.request().batch("BEGIN TRANSACTION; INSERT INTO dbo.t (k) VALUES ('orphan')");
+      await one.close();
+      await s.idle();
+      assert.equal((s.db.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n, 1);
+      assert.equal(s.db.inTransaction, false);
     } finally {
       await s.close();
     }

@@ -26,6 +26,8 @@ export interface IncomingMessage {
   data: Buffer;
   /** The client asked for sp_reset_connection semantics before this request. */
   resetConnection: boolean;
+  /** ... keeping an open transaction (RESETCONNECTIONSKIPTRAN). */
+  resetSkipTran: boolean;
   /** The client abandoned the message part way (IGNORE bit on its last packet). */
   ignore: boolean;
 }
@@ -75,6 +77,7 @@ export class PacketReader {
           type: this.msgType,
           data: Buffer.concat(this.parts),
           resetConnection: (this.firstStatus & (STATUS_RESET | STATUS_RESET_SKIPTRAN)) !== 0,
+          resetSkipTran: (this.firstStatus & STATUS_RESET_SKIPTRAN) !== 0,
           ignore: (status & STATUS_IGNORE) !== 0,
         };
         this.parts = [];
@@ -298,6 +301,15 @@ function skipAllHeaders(c: Cursor): void {
   // A batch without headers starts with UCS-2 text, whose first DWORD is never a small length
   // that fits the message and is at least 4; tedious (TDS 7.2+) always sends the headers.
   if (total >= 4 && total <= c.remaining) c.pos += total;
+}
+
+export const TM = { BEGIN: 5, COMMIT: 7, ROLLBACK: 8, SAVE: 9 } as const;
+
+/** TRANSACTION_MANAGER request: which operation (the name and flags that follow are unused). */
+export function parseTransactionManager(data: Buffer): number {
+  const c = new Cursor(data);
+  skipAllHeaders(c);
+  return c.u16();
 }
 
 export function parseSqlBatch(data: Buffer): string {

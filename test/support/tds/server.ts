@@ -21,14 +21,16 @@ import {
   parsePrelogin,
   parseRpc,
   parseSqlBatch,
+  parseTransactionManager,
   preloginResponse,
+  TM,
   type ColumnKind,
   type IncomingMessage,
   type ParamValue,
   type ResultColumn,
   type ServerMessage,
 } from './protocol.js';
-import { TsqlError, mapSqliteError, parseBatch, type Rewritten, type Statement } from './tsql.js';
+import { TRANCOUNT_PARAM, TsqlError, mapSqliteError, parseBatch, type Rewritten, type Statement } from './tsql.js';
 
 export interface TdsServerOptions {
   /** Default 127.0.0.1. */
@@ -76,6 +78,12 @@ interface Ctx {
   user: string;
   password: string;
   database: string;
+  /**
+   * The session with an open transaction. Every session shares one SQLite connection, so while
+   * a transaction is open the others wait, as if it held a lock on the whole database.
+   */
+  txOwner: unknown;
+  txWaiters: (() => void)[];
 }
 
 export async function startTdsServer(opts: TdsServerOptions = {}): Promise<TdsServer> {
@@ -88,7 +96,7 @@ export async function startTdsServer(opts: TdsServerOptions = {}): Promise<TdsSe
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
   }
-  const ctx: Ctx = { db, user, password, database };
+  const ctx: Ctx = { db, user, password, database, txOwner: undefined, txWaiters: [] };
   const sockets = new Set<net.Socket>();
   let idleWaiters: (() => void)[] = [];
   const server = net.createServer((sock) => {
@@ -157,6 +165,9 @@ class Session {
   private packetSize = 4096;
   private tdsVersion = TDS_7_4;
   private nocount = false;
+  /** @@TRANCOUNT: nested BEGINs count, only the outermost COMMIT commits. */
+  private tranDepth = 0;
+  private txDescriptor = Buffer.alloc(8);
   private queue: IncomingMessage[] = [];
   private busy = false;
   private running: Running | undefined;
@@ -189,6 +200,8 @@ class Session {
         this.running.cancelled = true;
         this.running.wake?.();
       }
+      // A connection that goes away rolls back its open transaction.
+      if (this.tranDepth > 0) this.endTransaction('rollback');
     });
   }
 
@@ -306,21 +319,82 @@ class Session {
     this.state = 'ready';
   }
 
+  /** Waits while another session has a transaction open; false if cancelled meanwhile. */
+  private async waitForDatabase(running: Running): Promise<boolean> {
+    while (this.ctx.txOwner !== undefined && this.ctx.txOwner !== this) {
+      await new Promise<void>((resolve) => {
+        this.ctx.txWaiters.push(resolve);
+        running.wake = resolve;
+      });
+      running.wake = undefined;
+      if (running.cancelled) return false;
+    }
+    return true;
+  }
+
+  private beginTransaction(w: TokenWriter): void {
+    if (this.tranDepth === 0) {
+      this.ctx.db.exec('BEGIN');
+      this.ctx.txOwner = this;
+      this.txDescriptor = randomBytes(8);
+    }
+    this.tranDepth++;
+    w.envChange(8, this.txDescriptor, Buffer.alloc(0));
+  }
+
+  /** COMMIT (outermost only) or ROLLBACK (all levels); writes the ENVCHANGE if `w` is given. */
+  private endTransaction(op: 'commit' | 'rollback', w?: TokenWriter): void {
+    if (op === 'commit' && this.tranDepth > 1) {
+      this.tranDepth--;
+      return;
+    }
+    if (this.ctx.db.inTransaction) this.ctx.db.exec(op === 'commit' ? 'COMMIT' : 'ROLLBACK');
+    this.tranDepth = 0;
+    w?.envChange(op === 'commit' ? 9 : 10, Buffer.alloc(0), this.txDescriptor);
+    this.ctx.txOwner = undefined;
+    const waiters = this.ctx.txWaiters;
+    this.ctx.txWaiters = [];
+    for (const f of waiters) f();
+  }
+
+  /** BEGIN/COMMIT/ROLLBACK from a TRANSACTION_MANAGER request or T-SQL. */
+  private transaction(op: 'begin' | 'commit' | 'rollback', w: TokenWriter): ServerMessage | undefined {
+    if (op === 'begin') {
+      this.beginTransaction(w);
+      return undefined;
+    }
+    if (this.tranDepth === 0) {
+      const n = op === 'commit' ? 3902 : 3903;
+      return { number: n, state: 1, class: 16, message: `The ${op.toUpperCase()} TRANSACTION request has no corresponding BEGIN TRANSACTION.` };
+    }
+    this.endTransaction(op, w);
+    return undefined;
+  }
+
   private async request(m: IncomingMessage): Promise<void> {
     const w = new TokenWriter();
+    const running: Running = { cancelled: false };
+    this.running = running;
+    if (!(await this.waitForDatabase(running))) {
+      this.running = undefined;
+      this.send(PKT.REPLY, w.done(TOKEN.DONE, DONE.FINAL, 0, 0).toBuffer());
+      this.send(PKT.REPLY, new TokenWriter().done(TOKEN.DONE, DONE.ATTN, 0, 0).toBuffer());
+      return;
+    }
     if (m.resetConnection) {
-      // sp_reset_connection: session options back to their login values.
+      // sp_reset_connection: session options back to their login values, and (unless told to
+      // keep it) an open transaction rolled back.
       this.nocount = false;
+      if (!m.resetSkipTran && this.tranDepth > 0) this.endTransaction('rollback', w);
       w.envChange(18, Buffer.alloc(0), Buffer.alloc(0));
     }
     if (m.ignore) {
       // The client gave up on this message while sending it; it expects an ordinary reply.
+      this.running = undefined;
       w.done(TOKEN.DONE, DONE.FINAL, 0, 0);
       this.send(PKT.REPLY, w.toBuffer());
       return;
     }
-    const running: Running = { cancelled: false };
-    this.running = running;
     try {
       switch (m.type) {
         case PKT.SQL_BATCH:
@@ -329,10 +403,16 @@ class Session {
         case PKT.RPC:
           await this.runRpc(w, m.data, running);
           break;
-        case PKT.TRANSACTION_MANAGER:
-          this.error(w, { number: 50000, state: 1, class: 16, message: 'The TDS stand-in does not support transactions (see test/support/tds/README.md).' });
-          w.done(TOKEN.DONE, DONE.ERROR, 0, 0);
+        case PKT.TRANSACTION_MANAGER: {
+          const op = parseTransactionManager(m.data);
+          const name = op === TM.BEGIN ? 'begin' : op === TM.COMMIT ? 'commit' : op === TM.ROLLBACK ? 'rollback' : undefined;
+          const err = name
+            ? this.transaction(name, w)
+            : { number: 50000, state: 1, class: 16, message: 'The TDS stand-in supports only BEGIN, COMMIT and ROLLBACK transaction requests.' };
+          if (err) this.error(w, err);
+          w.done(TOKEN.DONE, err ? DONE.ERROR : DONE.FINAL, 0, 0);
           break;
+        }
         default:
           throw new ProtocolError(`unexpected message type 0x${m.type.toString(16)}`);
       }
@@ -429,6 +509,7 @@ class Session {
         w.done(doneToken, DONE.ERROR | more, r.curCmd, 0);
         continue;
       }
+      if (r.env) w.raw(r.env);
       if (r.columns) {
         w.colMetadata(r.columns);
         for (const row of r.rows ?? []) w.row(r.columns, row);
@@ -445,6 +526,11 @@ class Session {
       case 'set':
         if (s.nocount !== undefined) this.nocount = s.nocount;
         return { curCmd: CUR_CMD.SET! };
+      case 'tran': {
+        const env = new TokenWriter();
+        const error = this.transaction(s.op, env);
+        return { curCmd: s.op === 'begin' ? 0xd4 : s.op === 'commit' ? 0xd5 : 0xd6, error, env: env.toBuffer() };
+      }
       case 'waitfor':
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, s.ms);
@@ -471,6 +557,10 @@ class Session {
     const curCmd = CUR_CMD[s.verb] ?? 0;
     const bind: Record<string, unknown> = {};
     for (const p of s.rw.params) {
+      if (p === TRANCOUNT_PARAM) {
+        bind[p] = this.tranDepth;
+        continue;
+      }
       if (!params.has(p)) return { curCmd, error: { number: 137, state: 2, class: 15, message: `Must declare the scalar variable "@${p}".` } };
       bind[p] = toSqlite(params.get(p)!);
     }
@@ -516,6 +606,8 @@ interface StatementResult {
   error?: ServerMessage;
   /** The error ended this statement only (SQL Server's "The statement has been terminated."). */
   terminated?: boolean;
+  /** ENVCHANGE tokens (transaction begin/end) to send before the statement's DONE. */
+  env?: Buffer;
 }
 
 /** `@a nvarchar(10), @b int OUTPUT` → {a, b}. */

@@ -148,6 +148,7 @@ export interface Rewritten {
 
 export type Statement =
   | { kind: 'set'; nocount?: boolean }
+  | { kind: 'tran'; op: 'begin' | 'commit' | 'rollback' }
   | { kind: 'waitfor'; ms: number }
   | { kind: 'if'; cond: Rewritten; then: Statement }
   | { kind: 'sql'; verb: string; rw: Rewritten };
@@ -226,6 +227,18 @@ function parseStatement(ts: Tok[], database: string): Statement {
       if (!m) throw new TsqlError({ number: 148, state: 1, class: 15, message: `Incorrect time syntax in time string '${sig[2].value}' used with WAITFOR.` });
       const ms = ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3] ?? 0)) * 1000 + Number((m[4] ?? '0').padEnd(3, '0'));
       return { kind: 'waitfor', ms };
+    }
+    case 'BEGIN':
+    case 'COMMIT':
+    case 'ROLLBACK': {
+      // BEGIN TRAN[SACTION] [name]; COMMIT|ROLLBACK [TRAN[SACTION] | WORK] [name]
+      const op = verb === 'BEGIN' ? 'begin' : verb === 'COMMIT' ? 'commit' : 'rollback';
+      const second = sig[1];
+      const hasTranWord = kw(second, 'TRAN', 'TRANSACTION', 'WORK');
+      if (op === 'begin' && !kw(second, 'TRAN', 'TRANSACTION')) throw unsupported('BEGIN ... END blocks');
+      const rest = sig.slice(hasTranWord ? 2 : 1);
+      if (rest.length > 1 || (rest[0] && rest[0].t !== 'word' && rest[0].t !== 'qid')) throw syntaxError(rest[0]!.text);
+      return { kind: 'tran', op };
     }
     case 'IF': {
       let depth = 0;
@@ -356,6 +369,10 @@ export function rewrite(ts: Tok[], database: string, ddl: boolean): Rewritten {
     } else if (t.t === 'sysvar') {
       const v = t.value.toUpperCase();
       if (v === 'VERSION') sql += quoteString(VERSION_TEXT);
+      else if (v === 'TRANCOUNT') {
+        sql += `@${TRANCOUNT_PARAM}`;
+        if (!params.includes(TRANCOUNT_PARAM)) params.push(TRANCOUNT_PARAM);
+      }
       else if (v === 'SERVERNAME') sql += quoteString('tds-stand-in');
       else throw new TsqlError({ number: 137, state: 2, class: 15, message: `Must declare the scalar variable "@@${t.value}".` });
       i++;
@@ -453,6 +470,9 @@ export function rewrite(ts: Tok[], database: string, ddl: boolean): Rewritten {
   if (limit !== undefined) sql += ` LIMIT ${limit}`;
   return { sql, params, names, text: textOf(ts), aliases };
 }
+
+/** Bound by the server to the session's transaction depth. */
+export const TRANCOUNT_PARAM = 'tds_trancount';
 
 export const VERSION_TEXT = 'Microsoft SQL Server 2022 (TDS stand-in for storage-sync tests, executing on SQLite)';
 
