@@ -79,15 +79,18 @@ export class MssqlStore {
         c.on('errorMessage', (t: { number?: number }) => {
           if (typeof t.number === 'number') trace.numbers.push(t.number);
         });
-        // tedious goes on without TLS when the server answers "encryption not supported", and
-        // would then send the login (password included) in the clear. Refuse before the login.
-        const negotiate = c.performTlsNegotiation;
-        if (wantEncrypt && typeof negotiate === 'function') {
-          c.performTlsNegotiation = async function (this: TediousInternals, ...args: unknown[]) {
-            await negotiate.apply(this, args);
-            if (this.messageIo && this.messageIo.tlsNegotiationComplete !== true) {
-              throw Object.assign(new Error('the server does not support encryption'), { code: NOT_ENCRYPTED });
+        // tedious goes on without TLS when the server's prelogin answer is "not supported" (or
+        // "off"), and would then send the login, password included, in the clear. Refuse as soon
+        // as that answer is read, before any login is sent.
+        const readPrelogin = c.readPreloginResponse;
+        if (wantEncrypt && typeof readPrelogin === 'function') {
+          c.readPreloginResponse = async function (this: TediousInternals, ...args: unknown[]) {
+            const payload = await readPrelogin.apply(this, args);
+            const answer = (payload as { encryptionString?: unknown } | undefined)?.encryptionString;
+            if (answer !== 'ON' && answer !== 'REQ') {
+              throw Object.assign(new Error(`the server does not support encryption (prelogin: ${String(answer)})`), { code: NOT_ENCRYPTED });
             }
+            return payload;
           };
         }
       },
@@ -192,6 +195,5 @@ export class MssqlSource implements CredentialSource {
 
 interface TediousInternals {
   on(event: string, listener: (...a: never[]) => void): unknown;
-  performTlsNegotiation?: (...args: unknown[]) => Promise<void>;
-  messageIo?: { tlsNegotiationComplete?: boolean };
+  readPreloginResponse?: (...args: unknown[]) => Promise<unknown>;
 }
