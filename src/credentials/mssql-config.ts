@@ -161,7 +161,9 @@ export function explainMssqlError(err: unknown, cfg: sql.config, origin: MssqlOr
     return make(`SQL Server ${where}: no answer to a query within ${Math.round((cfg.requestTimeout ?? 15_000) / 1000)} s (${raw})`);
   }
   if (code === 'ESOCKET' || code === 'ECONNCLOSED') {
-    return make(`SQL Server ${where}: connection lost (${raw})`);
+    // A server that cannot encrypt may just hang up on a client that asks for it.
+    const hint = cfg.options?.encrypt === true ? '; if that server does not support encryption, add Encrypt=false (trusted local servers only)' : '';
+    return make(`SQL Server ${where}: connection lost (${raw})${hint}`);
   }
   return make(`SQL Server ${where}: ${raw}${number !== undefined ? ` (error ${number})` : ''}`);
 }

@@ -186,6 +186,29 @@ describe('credentials in SQL Server', () => {
     }
   });
 
+  it('set racing another writer of the same new key (PK violation 2627): UPDATE again, no error, last writer wins', async () => {
+    const p = profile('race');
+    const a = new MssqlStore({ connectionString: db.connectionString, origin: 'STORAGE_SYNC_MSSQL' });
+    const b = new MssqlStore({ connectionString: db.connectionString, origin: 'STORAGE_SYNC_MSSQL' });
+    try {
+      // The other writer inserts between a's UPDATE (0 rows) and a's INSERT.
+      const internals = a as unknown as { query: (text: string, params: unknown) => Promise<unknown> };
+      const query = internals.query.bind(a);
+      const seen: string[] = [];
+      internals.query = async (text, params) => {
+        seen.push(text.split(' ')[0]!);
+        if (text.startsWith('INSERT') && seen.filter((t) => t === 'INSERT').length === 1) await b.set(p, 'AWS_S3_REGION_NAME', 'from-b');
+        return query(text, params);
+      };
+      await a.set(p, 'AWS_S3_REGION_NAME', 'from-a');
+      assert.deepEqual(seen, ['UPDATE', 'INSERT', 'UPDATE']);
+      assert.equal((await b.get(p, 'AWS_S3_REGION_NAME'))?.value, 'from-a');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('set reads the value from a pipe (one trailing newline dropped) or a hidden prompt (no echo)', async () => {
     const p = profile('stdin');
     const pipe: FakeStdin = new PassThrough();
