@@ -182,6 +182,12 @@ describe('a SQL Server that is not there', () => {
     const noValue = await runCli(['creds', 'set', 'AWS_SECRET_ACCESS_KEY'], { cwd: project.root, env });
     assertOneLineNoSecret(noValue);
     assert.match(noValue.stderr, /give a VALUE, or pipe it on stdin/);
+    const longProfile = await runCli(['creds', 'list', '--profile', 'p'.repeat(129)], { cwd: project.root, env });
+    assertOneLineNoSecret(longProfile);
+    assert.match(longProfile.stderr, /profile name must be 1 to 128 characters/);
+    const longValue = await runCli(['creds', 'set', 'AWS_S3_REGION_NAME', 'r'.repeat(4001)], { cwd: project.root, env });
+    assertOneLineNoSecret(longValue);
+    assert.match(longValue.stderr, /at most 4000 characters/);
     const badEndpoint = await runCli(['creds', 'set', 'AWS_S3_ENDPOINT_URL', 'r2.example.com'], { cwd: project.root, env });
     assert.equal(badEndpoint.code, 2);
     assert.match(badEndpoint.stderr, /must be an http\(s\) URL/);
