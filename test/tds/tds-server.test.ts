@@ -101,6 +101,13 @@ describe('queries', () => {
     assert.equal(r.recordset.columns.value?.type, sql.NVarChar);
     // In bytes, as SQL Server reports NVARCHAR(4000).
     assert.equal(r.recordset.columns.value?.length, 8000);
+    // The server saw the secret only as a typed parameter, never in statement text.
+    const seen = server.requests().filter((q) => q.params.some((p) => p.value === values.AWS_SECRET_ACCESS_KEY));
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.kind, 'rpc');
+    assert.equal(seen[0]!.sql, INSERT);
+    assert.deepEqual(seen[0]!.params.map((p) => [p.name, p.type]), [['@profile', 'nvarchar'], ['@name', 'nvarchar'], ['@value', 'nvarchar']]);
+    assert.ok(server.requests().every((q) => !q.sql.includes(values.AWS_SECRET_ACCESS_KEY!)));
     // The values are in SQLite as data, and the table survived the profile name.
     const stored = server.db.prepare('SELECT value FROM storage_credentials WHERE profile = ? AND name = ?').get(profile, 'AWS_SECRET_ACCESS_KEY') as { value: string };
     assert.equal(stored.value, values.AWS_SECRET_ACCESS_KEY);
@@ -190,8 +197,10 @@ describe('errors carry SQL Server numbers', () => {
       (e: sql.RequestError) => e,
     );
     assert.equal(err.number, 2627);
-    assert.match(err.message, /PRIMARY KEY constraint 'PK_storage_credentials'/);
-    assert.doesNotMatch(err.message, /other/);
+    assert.equal(
+      err.message,
+      "Violation of PRIMARY KEY constraint 'PK_storage_credentials'. Cannot insert duplicate key in object 'dbo.storage_credentials'. The duplicate key value is (dup, K).",
+    );
   });
 
   test('missing table is 208 with the name as written; dropping it twice is 3701', async () => {
