@@ -226,7 +226,7 @@ describe('errors carry SQL Server numbers', () => {
     }
   });
 
-  test('syntax errors are 102; an unknown variable is 137; a too-long value is 8152', async () => {
+  test('syntax errors are 102/156; unknown variable 137; a value longer than its parameter 8016, than its column 8152', async () => {
     const syntax = await req().query('SELECT 1 +').catch((e: sql.RequestError) => e);
     assert.equal((syntax as sql.RequestError).number, 102);
     assert.equal((syntax as sql.RequestError).message, "Incorrect syntax near '+'.");
@@ -236,8 +236,16 @@ describe('errors carry SQL Server numbers', () => {
     assert.equal((implicitExec as sql.RequestError).number, 2812);
     const variable = await req().query('SELECT @nope AS x').catch((e: sql.RequestError) => e);
     assert.equal((variable as sql.RequestError).number, 137);
-    const long = await put('long', 'K', 'x'.repeat(4001)).catch((e: sql.RequestError) => e);
-    assert.equal((long as sql.RequestError).number, 8152);
+    const overParam = await put('long', 'K', 'x'.repeat(4001)).catch((e: sql.RequestError) => e);
+    assert.equal((overParam as sql.RequestError).number, 8016);
+    assert.match((overParam as sql.RequestError).message, /Parameter 5 \("@value"\)/);
+    const overColumn = await req()
+      .input('profile', sql.NVarChar(128), 'long')
+      .input('name', sql.NVarChar(128), 'K')
+      .input('value', sql.NVarChar(sql.MAX), 'x'.repeat(4001))
+      .query(INSERT)
+      .catch((e: sql.RequestError) => e);
+    assert.equal((overColumn as sql.RequestError).number, 8152);
   });
 
   test('wrong password: login error 18456, connection closed, password not echoed', async () => {

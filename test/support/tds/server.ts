@@ -198,8 +198,8 @@ class Session {
       if (this.state === 'closed') return;
       try {
         this.reader.push(chunk);
-      } catch (err) {
-        this.abort(err);
+      } catch {
+        this.abort();
       }
     });
     // A client that vanishes mid-request is normal (pool shutdown, killed process).
@@ -223,7 +223,7 @@ class Session {
   }
 
   /** Malformed input: SQL Server drops such connections without a reply. */
-  private abort(_err: unknown): void {
+  private abort(): void {
     this.state = 'closed';
     this.sock.destroy();
   }
@@ -240,8 +240,8 @@ class Session {
         const m = this.queue.shift()!;
         try {
           await this.handle(m);
-        } catch (err) {
-          this.abort(err);
+        } catch {
+          this.abort();
         }
       }
     } finally {
@@ -461,6 +461,19 @@ class Session {
     if (!isExecSql) {
       const name = rpc.procName ?? `procedure id ${rpc.procId}`;
       this.error(w, { number: 2812, state: 62, class: 16, message: `Could not find stored procedure '${name}'.` });
+      w.done(TOKEN.DONEPROC, DONE.ERROR, 0, 0);
+      return;
+    }
+    const overlong = rpc.params.findIndex((p) => p.overlong);
+    if (overlong >= 0) {
+      // SQL Server checks each value against its declared length before running anything.
+      const p = rpc.params[overlong]!;
+      this.error(w, {
+        number: 8016,
+        state: 30,
+        class: 16,
+        message: `The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. Parameter ${overlong + 1} ("${p.name}"): Data type 0x${p.typeId.toString(16).toUpperCase()} has an invalid data length or metadata length.`,
+      });
       w.done(TOKEN.DONEPROC, DONE.ERROR, 0, 0);
       return;
     }
