@@ -101,6 +101,13 @@ describe('queries', () => {
     assert.equal(r.recordset.columns.value?.type, sql.NVarChar);
     // In bytes, as SQL Server reports NVARCHAR(4000).
     assert.equal(r.recordset.columns.value?.length, 8000);
+    // The server saw the secret only as a typed parameter, never in statement text.
+    const seen = server.requests().filter((q) => q.params.some((p) => p.value === values.AWS_SECRET_ACCESS_KEY));
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.kind, 'rpc');
+    assert.equal(seen[0]!.sql, INSERT);
+    assert.deepEqual(seen[0]!.params.map((p) => [p.name, p.type]), [['@profile', 'nvarchar'], ['@name', 'nvarchar'], ['@value', 'nvarchar']]);
+    assert.ok(server.requests().every((q) => !q.sql.includes(values.AWS_SECRET_ACCESS_KEY!)));
     // The values are in SQLite as data, and the table survived the profile name.
     const stored = server.db.prepare('SELECT value FROM storage_credentials WHERE profile = ? AND name = ?').get(profile, 'AWS_SECRET_ACCESS_KEY') as { value: string };
     assert.equal(stored.value, values.AWS_SECRET_ACCESS_KEY);
@@ -190,8 +197,10 @@ describe('errors carry SQL Server numbers', () => {
       (e: sql.RequestError) => e,
     );
     assert.equal(err.number, 2627);
-    assert.match(err.message, /PRIMARY KEY constraint 'PK_storage_credentials'/);
-    assert.doesNotMatch(err.message, /other/);
+    assert.equal(
+      err.message,
+      "Violation of PRIMARY KEY constraint 'PK_storage_credentials'. Cannot insert duplicate key in object 'dbo.storage_credentials'. The duplicate key value is (dup, K).",
+    );
   });
 
   test('missing table is 208 with the name as written; dropping it twice is 3701', async () => {
@@ -217,7 +226,7 @@ describe('errors carry SQL Server numbers', () => {
     }
   });
 
-  test('syntax errors are 102; an unknown variable is 137; a too-long value is 8152', async () => {
+  test('syntax errors are 102/156; unknown variable 137; a value longer than its parameter 8016, than its column 8152', async () => {
     const syntax = await req().query('SELECT 1 +').catch((e: sql.RequestError) => e);
     assert.equal((syntax as sql.RequestError).number, 102);
     assert.equal((syntax as sql.RequestError).message, "Incorrect syntax near '+'.");
@@ -227,8 +236,16 @@ describe('errors carry SQL Server numbers', () => {
     assert.equal((implicitExec as sql.RequestError).number, 2812);
     const variable = await req().query('SELECT @nope AS x').catch((e: sql.RequestError) => e);
     assert.equal((variable as sql.RequestError).number, 137);
-    const long = await put('long', 'K', 'x'.repeat(4001)).catch((e: sql.RequestError) => e);
-    assert.equal((long as sql.RequestError).number, 8152);
+    const overParam = await put('long', 'K', 'x'.repeat(4001)).catch((e: sql.RequestError) => e);
+    assert.equal((overParam as sql.RequestError).number, 8016);
+    assert.match((overParam as sql.RequestError).message, /Parameter 5 \("@value"\)/);
+    const overColumn = await req()
+      .input('profile', sql.NVarChar(128), 'long')
+      .input('name', sql.NVarChar(128), 'K')
+      .input('value', sql.NVarChar(sql.MAX), 'x'.repeat(4001))
+      .query(INSERT)
+      .catch((e: sql.RequestError) => e);
+    assert.equal((overColumn as sql.RequestError).number, 8152);
   });
 
   test('wrong password: login error 18456, connection closed, password not echoed', async () => {

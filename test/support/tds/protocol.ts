@@ -334,6 +334,9 @@ export interface RpcParam {
   output: boolean;
   typeName: string;
   value: ParamValue;
+  /** TYPE_INFO id, and set when the value is longer than the declared maximum (SQL Server: 8016). */
+  typeId: number;
+  overlong?: boolean;
 }
 
 export interface RpcRequest {
@@ -358,8 +361,9 @@ export function parseRpc(data: Buffer): RpcRequest {
     if (b === 0x80 || b === 0xff) break;
     const name = c.bVarChar();
     const status = c.u8();
-    const { typeName, value } = readTypedValue(c);
-    params.push({ name, output: (status & 0x01) !== 0, typeName, value });
+    const typeId = c.buf[c.pos] ?? 0;
+    const { typeName, value, overlong } = readTypedValue(c);
+    params.push({ name, output: (status & 0x01) !== 0, typeName, value, typeId, overlong });
   }
   return { procName, procId, params };
 }
@@ -403,7 +407,7 @@ function scaledTicks(raw: bigint, scale: number): bigint {
 }
 
 /** Reads TYPE_INFO and then the value (MS-TDS 2.2.5.4-2.2.5.6) of one RPC parameter. */
-export function readTypedValue(c: Cursor): { typeName: string; value: ParamValue } {
+export function readTypedValue(c: Cursor): { typeName: string; value: ParamValue; overlong?: boolean } {
   const id = c.u8();
   switch (id) {
     case 0x1f:
@@ -531,13 +535,15 @@ export function readTypedValue(c: Cursor): { typeName: string; value: ParamValue
       const raw = maxLen === 0xffff ? readPlp(c) : readUsLenBytes(c);
       if (raw === null) return { typeName, value: null };
       if (unicode && raw.length % 2) throw new ProtocolError('odd byte count in a UCS-2 value');
-      return { typeName, value: unicode ? raw.toString('utf16le') : cp1252.decode(raw) };
+      const overlong = maxLen !== 0xffff && raw.length > maxLen;
+      return { typeName, value: unicode ? raw.toString('utf16le') : cp1252.decode(raw), overlong };
     }
     case 0xa5:
     case 0xad: {
       const maxLen = c.u16();
       const raw = maxLen === 0xffff ? readPlp(c) : readUsLenBytes(c);
-      return { typeName: id === 0xa5 ? 'varbinary' : 'binary', value: raw === null ? null : Buffer.from(raw) };
+      const overlong = raw !== null && maxLen !== 0xffff && raw.length > maxLen;
+      return { typeName: id === 0xa5 ? 'varbinary' : 'binary', value: raw === null ? null : Buffer.from(raw), overlong };
     }
     default:
       throw new UnsupportedTypeError(id);

@@ -30,7 +30,7 @@ import {
   type ResultColumn,
   type ServerMessage,
 } from './protocol.js';
-import { TRANCOUNT_PARAM, TsqlError, mapSqliteError, parseBatch, type Rewritten, type Statement } from './tsql.js';
+import { TRANCOUNT_PARAM, TsqlError, mapSqliteError, parseBatch, type InsertShape, type Rewritten, type Statement } from './tsql.js';
 
 export interface TdsServerOptions {
   /** Default 127.0.0.1. */
@@ -61,7 +61,17 @@ export interface TdsServer {
   connections(): number;
   /** Resolves once no client connection is open (a closed pool's sockets close asynchronously). */
   idle(): Promise<void>;
+  /** Every SQL batch and RPC received so far, in order: to check values came as parameters. */
+  requests(): ReceivedRequest[];
   close(): Promise<void>;
+}
+
+export interface ReceivedRequest {
+  kind: 'batch' | 'rpc';
+  /** The batch text, or sp_executesql's @statement. */
+  sql: string;
+  /** sp_executesql's parameters after @statement and @params; `type` as declared on the wire. */
+  params: { name: string; type: string; value: ParamValue }[];
 }
 
 const SERVER_NAME = 'tds-stand-in';
@@ -84,6 +94,7 @@ interface Ctx {
    */
   txOwner: unknown;
   txWaiters: (() => void)[];
+  received: ReceivedRequest[];
 }
 
 export async function startTdsServer(opts: TdsServerOptions = {}): Promise<TdsServer> {
@@ -96,7 +107,7 @@ export async function startTdsServer(opts: TdsServerOptions = {}): Promise<TdsSe
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
   }
-  const ctx: Ctx = { db, user, password, database, txOwner: undefined, txWaiters: [] };
+  const ctx: Ctx = { db, user, password, database, txOwner: undefined, txWaiters: [], received: [] };
   const sockets = new Set<net.Socket>();
   let idleWaiters: (() => void)[] = [];
   const server = net.createServer((sock) => {
@@ -130,6 +141,7 @@ export async function startTdsServer(opts: TdsServerOptions = {}): Promise<TdsSe
     db,
     connections: () => sockets.size,
     idle: () => (sockets.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))),
+    requests: () => ctx.received.map((r) => ({ ...r, params: r.params.map((p) => ({ ...p })) })),
     close() {
       closed ??= new Promise<void>((resolve) => {
         server.close(() => {
@@ -186,8 +198,8 @@ class Session {
       if (this.state === 'closed') return;
       try {
         this.reader.push(chunk);
-      } catch (err) {
-        this.abort(err);
+      } catch {
+        this.abort();
       }
     });
     // A client that vanishes mid-request is normal (pool shutdown, killed process).
@@ -211,7 +223,7 @@ class Session {
   }
 
   /** Malformed input: SQL Server drops such connections without a reply. */
-  private abort(_err: unknown): void {
+  private abort(): void {
     this.state = 'closed';
     this.sock.destroy();
   }
@@ -228,8 +240,8 @@ class Session {
         const m = this.queue.shift()!;
         try {
           await this.handle(m);
-        } catch (err) {
-          this.abort(err);
+        } catch {
+          this.abort();
         }
       }
     } finally {
@@ -397,9 +409,12 @@ class Session {
     }
     try {
       switch (m.type) {
-        case PKT.SQL_BATCH:
-          await this.runBatch(w, parseSqlBatch(m.data), new Map(), false, running);
+        case PKT.SQL_BATCH: {
+          const text = parseSqlBatch(m.data);
+          this.ctx.received.push({ kind: 'batch', sql: text, params: [] });
+          await this.runBatch(w, text, new Map(), false, running);
           break;
+        }
         case PKT.RPC:
           await this.runRpc(w, m.data, running);
           break;
@@ -449,12 +464,26 @@ class Session {
       w.done(TOKEN.DONEPROC, DONE.ERROR, 0, 0);
       return;
     }
+    const overlong = rpc.params.findIndex((p) => p.overlong);
+    if (overlong >= 0) {
+      // SQL Server checks each value against its declared length before running anything.
+      const p = rpc.params[overlong]!;
+      this.error(w, {
+        number: 8016,
+        state: 30,
+        class: 16,
+        message: `The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. Parameter ${overlong + 1} ("${p.name}"): Data type 0x${p.typeId.toString(16).toUpperCase()} has an invalid data length or metadata length.`,
+      });
+      w.done(TOKEN.DONEPROC, DONE.ERROR, 0, 0);
+      return;
+    }
     const [stmtParam, declParam, ...rest] = rpc.params;
     if (!stmtParam || typeof stmtParam.value !== 'string') {
       this.error(w, { number: 214, state: 2, class: 16, message: "Procedure expects parameter '@statement' of type 'ntext/nchar/nvarchar'." });
       w.done(TOKEN.DONEPROC, DONE.ERROR, 0, 0);
       return;
     }
+    this.ctx.received.push({ kind: 'rpc', sql: stmtParam.value, params: rest.map((p) => ({ name: p.name, type: p.typeName, value: p.value })) });
     const declared = typeof declParam?.value === 'string' ? declaredNames(declParam.value) : new Set<string>();
     const params = new Map<string, ParamValue>();
     for (const p of rest) {
@@ -553,7 +582,25 @@ class Session {
     }
   }
 
-  private sqlite(s: { kind: 'sql'; verb: string; rw: Rewritten }, params: Map<string, ParamValue>): StatementResult {
+  /** The key columns' values an INSERT tried to write, as SQL Server quotes them in 2627. */
+  private duplicateKey(s: { insert?: InsertShape }, table: string, bind: Record<string, unknown>): string | undefined {
+    if (!s.insert) return undefined;
+    try {
+      const db = this.ctx.db;
+      const pk = (db.prepare('SELECT name, pk FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table) as { name: string }[]).map((r) => r.name.toLowerCase());
+      const cols = s.insert.columns.map((c) => c.toLowerCase());
+      if (!pk.length || !pk.every((c) => cols.includes(c))) return undefined;
+      const values = db.prepare(`SELECT ${s.insert.values.map((v) => v.sql).join(', ')}`).raw(true).get(bind) as unknown[];
+      return pk.map((c) => {
+        const v = values[cols.indexOf(c)];
+        return v === null || v === undefined ? '<NULL>' : Buffer.isBuffer(v) ? `0x${v.toString('hex')}` : String(v);
+      }).join(', ');
+    } catch {
+      return undefined;
+    }
+  }
+
+  private sqlite(s: { kind: 'sql'; verb: string; rw: Rewritten; insert?: InsertShape }, params: Map<string, ParamValue>): StatementResult {
     const curCmd = CUR_CMD[s.verb] ?? 0;
     const bind: Record<string, unknown> = {};
     for (const p of s.rw.params) {
@@ -590,7 +637,7 @@ class Session {
       const counts = s.verb === 'INSERT' || s.verb === 'UPDATE' || s.verb === 'DELETE';
       return { curCmd, count: counts ? info.changes : undefined };
     } catch (err) {
-      const e = mapSqliteError(err as Error, s, this.ctx.database, (t) => pkName(db, t));
+      const e = mapSqliteError(err as Error, s, this.ctx.database, (t) => pkName(db, t), (t) => this.duplicateKey(s, t, bind));
       // Constraint violations end the statement only; the batch goes on, as in SQL Server.
       const terminated = /^SQLITE_CONSTRAINT/.test((err as { code?: string }).code ?? '');
       return { curCmd, error: e, terminated };

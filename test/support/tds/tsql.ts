@@ -151,7 +151,13 @@ export type Statement =
   | { kind: 'tran'; op: 'begin' | 'commit' | 'rollback' }
   | { kind: 'waitfor'; ms: number }
   | { kind: 'if'; cond: Rewritten; then: Statement }
-  | { kind: 'sql'; verb: string; rw: Rewritten };
+  | { kind: 'sql'; verb: string; rw: Rewritten; insert?: InsertShape };
+
+/** `INSERT [INTO] t (c1, c2) VALUES (e1, e2)`: the columns and each value expression for SQLite. */
+export interface InsertShape {
+  columns: string[];
+  values: Rewritten[];
+}
 
 /** Splits a batch into statements at top-level semicolons (a run of SET statements may omit them). */
 export function parseBatch(sql: string, database: string): Statement[] {
@@ -268,7 +274,7 @@ function parseStatement(ts: Tok[], database: string): Statement {
     case 'DROP':
     case 'ALTER':
     case 'WITH':
-      return { kind: 'sql', verb, rw: rewrite(ts, database, verb === 'CREATE' || verb === 'ALTER') };
+      return { kind: 'sql', verb, rw: rewrite(ts, database, verb === 'CREATE' || verb === 'ALTER'), insert: verb === 'INSERT' ? insertShape(sig, database) : undefined };
     case 'EXEC':
     case 'EXECUTE': {
       const proc = sig[1]?.t === 'word' || sig[1]?.t === 'qid' ? sig[1].value : '';
@@ -282,6 +288,38 @@ function parseStatement(ts: Tok[], database: string): Statement {
       }
       throw unsupported(verb);
   }
+}
+
+/** The columns and values of a single-row INSERT, to quote the key of a duplicate (2627). */
+function insertShape(sig: Tok[], database: string): InsertShape | undefined {
+  let i = 1;
+  if (kw(sig[i], 'INTO')) i++;
+  i = readName(sig, i).end;
+  const list = (at: number): { items: Tok[][]; end: number } | undefined => {
+    if (sig[at]?.text !== '(') return undefined;
+    const items: Tok[][] = [[]];
+    let depth = 0;
+    for (let j = at + 1; j < sig.length; j++) {
+      const t = sig[j]!;
+      if (t.text === '(') depth++;
+      if (t.text === ')') {
+        if (depth === 0) return { items, end: j + 1 };
+        depth--;
+      }
+      if (depth === 0 && t.text === ',') items.push([]);
+      else items[items.length - 1]!.push(t);
+    }
+    return undefined;
+  };
+  const cols = list(i);
+  if (!cols || !kw(sig[cols.end], 'VALUES')) return undefined;
+  const vals = list(cols.end + 1);
+  if (!vals || vals.end !== sig.length || vals.items.length !== cols.items.length) return undefined;
+  const columns = cols.items.map((c) => (c.length === 1 ? c[0]!.value : ''));
+  if (columns.includes('')) return undefined;
+  // Blanks were dropped from `sig`; put single spaces back between tokens for SQLite.
+  const spaced = (ts: Tok[]): Tok[] => ts.flatMap((t, k) => (k ? [{ t: 'ws' as const, text: ' ', value: '' }, t] : [t]));
+  return { columns, values: vals.items.map((v) => rewrite(spaced(v), database, false)) };
 }
 
 function unsupported(what: string): TsqlError {
@@ -515,6 +553,7 @@ export function mapSqliteError(
   stmt: { verb: string; rw: Rewritten },
   database: string,
   pkName: (table: string) => string | undefined,
+  duplicateKey?: (table: string) => string | undefined,
 ): ServerMessage {
   const msg = err.message;
   const code = err.code ?? '';
@@ -543,12 +582,13 @@ export function mapSqliteError(
     const table = m?.[1] ?? '';
     const pk = code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
     const cname = (pk ? pkName(table) : undefined) ?? `${pk ? 'PK' : 'UQ'}__${table}`;
+    const key = pk ? duplicateKey?.(table) : undefined;
     return {
       number: pk ? 2627 : 2601,
       state: 1,
       class: 14,
       message: pk
-        ? `Violation of PRIMARY KEY constraint '${cname}'. Cannot insert duplicate key in object 'dbo.${table}'.`
+        ? `Violation of PRIMARY KEY constraint '${cname}'. Cannot insert duplicate key in object 'dbo.${table}'.${key === undefined ? '' : ` The duplicate key value is (${key}).`}`
         : `Cannot insert duplicate key row in object 'dbo.${table}' with unique index.`,
     };
   }
