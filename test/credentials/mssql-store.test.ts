@@ -184,6 +184,20 @@ describe('credentials in SQL Server', () => {
     } finally {
       await store.close();
     }
+    // On the stand-in, see it on the wire: the SQL text is always one of the fixed statements,
+    // and the user's strings travel only as NVARCHAR parameters.
+    if (db.requests) {
+      const reqs = db.requests();
+      const mine = reqs.filter((r) => r.params.some((p) => p.value === nasty));
+      assert.ok(mine.length >= 3);
+      for (const r of mine) {
+        assert.equal(r.kind, 'rpc');
+        assert.ok(!r.sql.includes(nasty) && !r.sql.includes(value) && !r.sql.includes("it's"), r.sql);
+        assert.match(r.sql, /^(SELECT|UPDATE|INSERT INTO|DELETE FROM) .*dbo\.storage_credentials/);
+        for (const p of r.params) assert.match(p.type, /^nvarchar/i, `${p.name}: ${p.type}`);
+      }
+      assert.ok(reqs.some((r) => r.params.some((p) => p.name.replace(/^@/, '') === 'value' && p.value === value)));
+    }
   });
 
   it('set racing another writer of the same new key (PK violation 2627): UPDATE again, no error, last writer wins', async () => {

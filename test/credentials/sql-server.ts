@@ -5,7 +5,7 @@
 import sql from 'mssql';
 import { mssqlConfig } from '../../src/credentials/mssql-config.js';
 import { MssqlStore } from '../../src/credentials/mssql-store.js';
-import { startTdsServer, type TdsServer } from '../support/tds/server.js';
+import { startTdsServer, type ReceivedRequest, type TdsServer } from '../support/tds/server.js';
 
 export interface TestSql {
   /** True against a real SQL Server. */
@@ -20,6 +20,8 @@ export interface TestSql {
   /** Without any Encrypt= (so the safe default applies). */
   withoutEncrypt(): string;
   dropTable(): Promise<void>;
+  /** What the stand-in received (SQL text and typed parameters); a real server does not tell. */
+  requests?: () => ReceivedRequest[];
   /** Connections storage-sync holds open, once the closing ones have closed (bounded wait). */
   openConnections(): Promise<number>;
   close(): Promise<void>;
@@ -99,6 +101,7 @@ export async function startSql(): Promise<TestSql> {
     withPassword: (p) => setKey(connectionString, 'Password', p),
     withDatabase: (d) => setKey(connectionString, 'Database', d),
     withoutEncrypt: () => setKey(connectionString, 'Encrypt', undefined),
+    ...(tds ? { requests: tds.requests } : {}),
     async dropTable() {
       const store = new MssqlStore({ connectionString, origin: 'STORAGE_SYNC_MSSQL' });
       try {
