@@ -16,7 +16,7 @@ import { parseArgs } from './parse.js';
 import { statusCommand } from './status.js';
 import { manifestCommand } from './manifest-cmd.js';
 import { credsCommand } from './creds-cmd.js';
-import { mssqlTarget } from '../credentials/mssql-config.js';
+import { mssqlSecrets, mssqlTarget } from '../credentials/mssql-config.js';
 import { MssqlSource, MssqlStore } from '../credentials/mssql-store.js';
 
 export interface CliIO {
@@ -82,13 +82,14 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (command === 'status') return await statusCommand(settings, io, json);
     if (command === 'manifest') return await manifestCommand(settings, a['action'] as string, a['path'] as string | undefined, io);
 
+    // The SQL password is kept out of every message from here on, whatever raised it.
+    const target = mssqlTarget(io.env, settings.mssql);
+    if (target) redact = makeRedactor(mssqlSecrets(target.connectionString));
     if (command === 'creds') return await credsCommand(settings, a, io, json);
 
     // SQL Server comes after the environment (per key); its one connection is closed as soon as
     // the credentials are read, so a long sync holds no database connection.
-    const target = mssqlTarget(io.env, settings.mssql);
     const sqlStore = target ? new MssqlStore(target) : undefined;
-    if (sqlStore) redact = makeRedactor(sqlStore.secrets);
     let credentials: Awaited<ReturnType<typeof resolveCredentials>>;
     try {
       const sqlSources = sqlStore ? [new MssqlSource(sqlStore)] : [];

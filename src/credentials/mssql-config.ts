@@ -53,6 +53,16 @@ export function mssqlConfig(connectionString: string): sql.config {
   };
 }
 
+/** The password of a connection string, for redaction; nothing when the string does not parse. */
+export function mssqlSecrets(connectionString: string): string[] {
+  try {
+    const password = sql.ConnectionPool.parseConnectionString(connectionString).password;
+    return password ? [password] : [];
+  } catch {
+    return [];
+  }
+}
+
 /** Host, port and database for messages: enough to find the server, nothing secret. */
 export function describeServer(cfg: sql.config): string {
   const instance = cfg.options?.instanceName ? `\\${cfg.options.instanceName}` : '';
