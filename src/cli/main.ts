@@ -16,6 +16,9 @@ import { parseArgs } from './parse.js';
 import { statusCommand } from './status.js';
 import { manifestCommand } from './manifest-cmd.js';
 import { replCommand } from '../repl/repl.js';
+import { credsCommand } from './creds-cmd.js';
+import { mssqlSecrets, mssqlTarget } from '../credentials/mssql-config.js';
+import { MssqlSource, MssqlStore } from '../credentials/mssql-store.js';
 
 const REPL_COMMANDS = ['repl', 'ui', 'storage-sync-ui'];
 
@@ -87,8 +90,22 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (command === 'status') return await statusCommand(settings, io, json);
     if (command === 'manifest') return await manifestCommand(settings, a['action'] as string, a['path'] as string | undefined, io);
 
-    const credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...(io.sources ?? [])]);
-    redact = makeRedactor(secretsOf(credentials));
+    // The SQL password is kept out of every message from here on, whatever raised it.
+    const target = mssqlTarget(io.env, settings.mssql);
+    if (target) redact = makeRedactor(mssqlSecrets(target.connectionString));
+    if (command === 'creds') return await credsCommand(settings, a, io, json);
+
+    // SQL Server comes after the environment (per key); its one connection is closed as soon as
+    // the credentials are read, so a long sync holds no database connection.
+    const sqlStore = target ? new MssqlStore(target) : undefined;
+    let credentials: Awaited<ReturnType<typeof resolveCredentials>>;
+    try {
+      const sqlSources = sqlStore ? [new MssqlSource(sqlStore)] : [];
+      credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...sqlSources, ...(io.sources ?? [])]);
+    } finally {
+      await sqlStore?.close();
+    }
+    redact = makeRedactor([...secretsOf(credentials), ...(sqlStore?.secrets ?? [])]);
     if (REPL_COMMANDS.includes(command)) return await replCommand(settings, credentials, io);
     return await runCommand(command, a, settings, credentials, io, json, redact);
   } catch (err) {

@@ -38,6 +38,20 @@ function syncOptions(y: Argv): Argv {
     .option('log-file', { type: 'string', describe: 'also write the run log to this file' });
 }
 
+// creds: the SQL Server credential store (issue 4). Its own small option set: it moves no files.
+function credsOptions(y: Argv): Argv {
+  return y
+    .positional('action', { choices: ['init', 'set', 'get', 'list', 'delete'] as const, describe: 'what to do' })
+    .positional('name', { type: 'string', describe: 'credential name, e.g. AWS_SECRET_ACCESS_KEY' })
+    .positional('value', { type: 'string', describe: 'set only; leave out to read stdin or a hidden prompt' })
+    .option('root', { type: 'string', describe: 'project root (for its storage-sync.config.json)', defaultDescription: 'current directory' })
+    .option('config', { type: 'string', describe: 'JSON config file (credentials.mssql)', defaultDescription: 'storage-sync.config.json in the root' })
+    .option('profile', { type: 'string', describe: 'credentials profile', defaultDescription: 'default' })
+    .option('show-secret', { type: 'boolean', describe: 'get/list: print values unmasked' })
+    .option('json', { type: 'boolean', describe: 'one JSON object on stdout' })
+    .option('log-level', { choices: ['debug', 'info', 'warn', 'error'], describe: 'debug adds stack traces', defaultDescription: 'info' });
+}
+
 function build(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('storage-sync')
@@ -57,6 +71,7 @@ function build(argv: string[]): Argv {
         .positional('action', { choices: ['ls', 'show', 'export'] as const })
         .positional('path', { type: 'string' }),
     )
+    .command('creds <action> [name] [value]', 'credentials in SQL Server: init | set NAME [VALUE] | get NAME | list | delete NAME', credsOptions)
     .epilog(
       'Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT_URL, AWS_STORAGE_BUCKET_NAME\n' +
         '(optional AWS_S3_REGION_NAME, default auto; AWS_S3_FORCE_PATH_STYLE=true for local servers).\n' +

@@ -7,7 +7,9 @@ export async function resolveCredentials(profile: string, sources: CredentialSou
   const keys: CredentialKey[] = [...REQUIRED_KEYS, ...OPTIONAL_KEYS];
   for (const source of sources) {
     const wanted = keys.filter((k) => found[k] === undefined);
-    if (wanted.length === 0) break;
+    // A source is asked only while a required key is missing: with all four in the environment
+    // a run does not depend on (or wait for) SQL Server, even for an optional key.
+    if (!REQUIRED_KEYS.some((k) => wanted.includes(k))) break;
     const got = await source.lookup(profile, wanted);
     for (const k of wanted) if (got[k] !== undefined) found[k] = got[k];
   }
