@@ -10,6 +10,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import sql from 'mssql';
+import tedious from 'tedious';
 import { PKT, PacketReader, framePackets, parseLogin7, type IncomingMessage } from '../support/tds/protocol.js';
 import { startTdsServer } from '../support/tds/server.js';
 import { parseBatch } from '../support/tds/tsql.js';
@@ -155,6 +156,17 @@ describe('server', () => {
       await rolledBack.rollback();
       assert.equal(await meanwhile, 0);
 
+      // A request that waits for the transaction can still be cancelled (here by its timeout).
+      const blocker = new sql.Transaction(pool);
+      await blocker.begin();
+      const impatient = await new sql.ConnectionPool({ ...sql.ConnectionPool.parseConnectionString(s.connectionString), requestTimeout: 200, validateConnection: false }).connect();
+      assert.deepEqual((await impatient.request().query('SELECT 1 AS ok')).recordset, [{ ok: 1 }], 'no table, no wait');
+      const timedOut = await impatient.request().query('SELECT COUNT(*) AS n FROM dbo.t').catch((e: sql.RequestError) => e);
+      assert.equal((timedOut as sql.RequestError).code, 'ETIMEOUT');
+      await blocker.commit();
+      assert.deepEqual((await impatient.request().query('SELECT COUNT(*) AS n FROM dbo.t')).recordset, [{ n: 0 }]);
+      await impatient.close();
+
       const committed = new sql.Transaction(pool);
       await committed.begin();
       await new sql.Request(committed).input('k', sql.NVarChar(10), 'kept').query('INSERT INTO dbo.t (k) VALUES (@k)');
@@ -178,6 +190,37 @@ describe('server', () => {
       assert.equal((s.db.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n, 1);
       assert.equal(s.db.inTransaction, false);
     } finally {
+      await s.close();
+    }
+  });
+
+  test('RESETCONNECTION (tedious reset()): options back to defaults, open transaction rolled back', async () => {
+    const s = await startTdsServer();
+    const conn = new tedious.Connection({
+      server: s.host,
+      options: { port: s.port, database: s.database, encrypt: false, connectTimeout: 5000, requestTimeout: 5000 },
+      authentication: { type: 'default', options: { userName: s.user, password: s.password } },
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        conn.on('connect', (err) => (err ? reject(err) : resolve()));
+        conn.connect();
+      });
+      const batch = (text: string): Promise<number> =>
+        new Promise((resolve, reject) => conn.execSqlBatch(new tedious.Request(text, (err, rowCount) => (err ? reject(err) : resolve(rowCount ?? 0)))));
+      await batch('CREATE TABLE dbo.t (k INT NOT NULL PRIMARY KEY)');
+      await batch('SET NOCOUNT ON; BEGIN TRAN; INSERT INTO dbo.t (k) VALUES (1)');
+      assert.equal(s.db.inTransaction, true);
+      let resets = 0;
+      conn.on('resetConnection', () => resets++);
+      await new Promise<void>((resolve, reject) => conn.reset((err) => (err ? reject(err) : resolve())));
+      assert.equal(resets, 1);
+      assert.equal(s.db.inTransaction, false);
+      // NOCOUNT is off again, so the row count comes back.
+      assert.equal(await batch('INSERT INTO dbo.t (k) VALUES (2)'), 1);
+      assert.deepEqual(s.db.prepare('SELECT k FROM t').pluck().all(), [2]);
+    } finally {
+      conn.close();
       await s.close();
     }
   });

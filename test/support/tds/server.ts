@@ -387,12 +387,6 @@ class Session {
     const w = new TokenWriter();
     const running: Running = { cancelled: false };
     this.running = running;
-    if (!(await this.waitForDatabase(running))) {
-      this.running = undefined;
-      this.send(PKT.REPLY, w.done(TOKEN.DONE, DONE.FINAL, 0, 0).toBuffer());
-      this.send(PKT.REPLY, new TokenWriter().done(TOKEN.DONE, DONE.ATTN, 0, 0).toBuffer());
-      return;
-    }
     if (m.resetConnection) {
       // sp_reset_connection: session options back to their login values, and (unless told to
       // keep it) an open transaction rolled back.
@@ -421,6 +415,10 @@ class Session {
         case PKT.TRANSACTION_MANAGER: {
           const op = parseTransactionManager(m.data);
           const name = op === TM.BEGIN ? 'begin' : op === TM.COMMIT ? 'commit' : op === TM.ROLLBACK ? 'rollback' : undefined;
+          if (name === 'begin' && !(await this.waitForDatabase(running))) {
+            w.done(TOKEN.DONE, DONE.FINAL, 0, 0);
+            break;
+          }
           const err = name
             ? this.transaction(name, w)
             : { number: 50000, state: 1, class: 16, message: 'The TDS stand-in supports only BEGIN, COMMIT and ROLLBACK transaction requests.' };
@@ -521,11 +519,12 @@ class Session {
     let ok = true;
     for (let i = 0; i < stmts.length; i++) {
       const more = inProc || i < stmts.length - 1 ? DONE.MORE : 0;
-      if (running.cancelled) {
+      const stmt = stmts[i]!;
+      if (running.cancelled || (needsDatabase(stmt) && !(await this.waitForDatabase(running)))) {
         w.done(doneToken, DONE.FINAL | (inProc ? DONE.MORE : 0), 0, 0);
         return false;
       }
-      const r = await this.runStatement(stmts[i]!, params, running);
+      const r = await this.runStatement(stmt, params, running);
       if (r.error) {
         this.error(w, r.error);
         if (r.terminated) w.message('info', { number: 3621, state: 0, class: 0, message: 'The statement has been terminated.', serverName: SERVER_NAME, lineNumber: 1 });
@@ -642,6 +641,25 @@ class Session {
       const terminated = /^SQLITE_CONSTRAINT/.test((err as { code?: string }).code ?? '');
       return { curCmd, error: e, terminated };
     }
+  }
+}
+
+/**
+ * Whether a statement touches the shared database, so has to wait while another session has a
+ * transaction open. SET, WAITFOR and a SELECT without FROM (tedious's options, mssql's `SELECT 1`
+ * validation) do not, as they take no locks on SQL Server either.
+ */
+function needsDatabase(s: Statement): boolean {
+  switch (s.kind) {
+    case 'set':
+    case 'waitfor':
+      return false;
+    case 'tran':
+      return s.op === 'begin';
+    case 'if':
+      return true;
+    case 'sql':
+      return !(s.verb === 'SELECT' && !/\bFROM\b/i.test(s.rw.sql));
   }
 }
 
