@@ -5,6 +5,7 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { BaseEntry } from '../core/types.js';
 import { SafetyError, SyncError, UsageError, oneLine } from '../core/errors.js';
+import { lmdbFileProblem } from './lmdb-check.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -50,6 +51,9 @@ export class Manifest {
     const exists = fs.existsSync(file);
     if (!exists && opts.readOnly) return new Manifest(undefined, undefined, undefined, true);
     if (!exists) fs.mkdirSync(path.dirname(file), { recursive: true });
+    // lmdb-js crashes the process on a damaged file rather than throwing: look before it maps it.
+    const damage = exists ? lmdbFileProblem(file) : undefined;
+    if (damage) throw new UsageError(`manifest ${file} ${damage}; \`storage-sync manifest rebuild\` replaces it`);
     let env: RootDatabase;
     try {
       env = open({ path: file, compression: false, readOnly: opts.readOnly });
@@ -156,6 +160,31 @@ export class Manifest {
     const next = this.generation() + 1;
     await this.meta!.put('generation', next);
     return next;
+  }
+
+  /** Sets the generation outright: a rebuilt base must not match any plan saved before it. */
+  async setGeneration(n: number): Promise<void> {
+    await this.meta!.put('generation', n);
+  }
+
+  /** The bucket this base is bound to, if any (verify reports a mismatch instead of refusing). */
+  boundRemote(): RemoteIdentity | undefined {
+    return this.meta?.get('remote') as RemoteIdentity | undefined;
+  }
+
+  /**
+   * Every stored path with its value, entry by entry so that one undecodable value is reported
+   * as that entry's `error` instead of ending the walk (for `manifest verify`).
+   */
+  *rawEntries(): Generator<{ path: unknown; value?: unknown; error?: string }> {
+    if (!this.entries) return;
+    for (const p of this.entries.getKeys({})) {
+      try {
+        yield { path: p, value: this.entries.get(p as string) };
+      } catch (err) {
+        yield { path: p, error: oneLine(err) };
+      }
+    }
   }
 
   lastRun(): RunRecord | undefined {
