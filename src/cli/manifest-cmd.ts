@@ -1,7 +1,7 @@
 // `manifest ls [GLOB] | show PATH | export`: read-only views of the base.
 // `manifest verify [--deep]` and `manifest rebuild [--force]`: the base against both sides.
 import picomatch from 'picomatch';
-import { UsageError } from '../core/errors.js';
+import { InterruptedError, UsageError } from '../core/errors.js';
 import { Manifest, profilePaths } from '../manifest/manifest.js';
 import type { Settings } from '../engine/settings.js';
 import { EventStream } from '../engine/events.js';
@@ -131,6 +131,10 @@ async function remoteAction(s: Settings, action: string, io: CliIO, opts: Manife
       if (r.oldManifest) out(`the old manifest is kept as ${r.oldManifest}`);
     }
     return r.failed.length > 0 ? 1 : 0;
+  } catch (err) {
+    // Whatever a stopped listing or hash pool threw, a stop is a stop: 130 or 143.
+    if (io.signal.aborted && !(err instanceof InterruptedError)) throw new InterruptedError(io.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
+    throw err;
   } finally {
     await hasher.close();
     store.close();
