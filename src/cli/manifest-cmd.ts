@@ -25,6 +25,7 @@ export interface ManifestOptions {
 
 export async function manifestCommand(s: Settings, action: string, arg: string | undefined, io: CliIO, opts: ManifestOptions = {}): Promise<number> {
   if (REMOTE_ACTIONS.has(action)) {
+    if (arg !== undefined) throw new UsageError(`manifest ${action} takes no PATH (use --include to narrow it)`);
     if (!opts.credentials) throw new UsageError(`manifest ${action} needs credentials`);
     return remoteAction(s, action, io, { ...opts, credentials: opts.credentials });
   }
@@ -95,7 +96,8 @@ async function remoteAction(s: Settings, action: string, io: CliIO, opts: Manife
               `${summary.inconsistent} inconsistent, ${summary.failed} not checked, ${summary.pending} pending; ` +
               `not tracked yet: ${r.untrackedLocal} local, ${r.untrackedRemote} remote`,
           );
-          out(consistent ? 'manifest is consistent with both sides' : 'manifest is NOT consistent: fix the cause, or run `storage-sync manifest rebuild`');
+          const pending = summary.pending > 0 ? ` (${summary.pending} pending change${summary.pending === 1 ? '' : 's'} for the next sync)` : '';
+          out(consistent ? `manifest is consistent with both sides${pending}` : 'manifest is NOT consistent: fix the cause, or run `storage-sync manifest rebuild`');
         }
       }
       return consistent ? 0 : 1;

@@ -48,7 +48,8 @@ export class Manifest {
    * missing manifest reads as an empty base.
    */
   static open(file: string, opts: { readOnly: boolean }): Manifest {
-    const exists = fs.existsSync(file);
+    // An empty file is an environment whose creation was cut short: LMDB initialises it.
+    const exists = (fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0) > 0;
     if (!exists && opts.readOnly) return new Manifest(undefined, undefined, undefined, true);
     if (!exists) fs.mkdirSync(path.dirname(file), { recursive: true });
     // lmdb-js crashes the process on a damaged file rather than throwing: look before it maps it.

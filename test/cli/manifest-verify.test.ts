@@ -94,6 +94,9 @@ test('changes on either side since the last sync are pending work, not inconsist
     ['staticfiles/s.css', 'remote-deleted', 'pending'],
   ]);
   assert.equal(r.summary?.['untrackedLocal'], 1);
+  const human = await runCli(['manifest', 'verify'], { cwd: p.root, env: s3.env });
+  assert.match(human.stdout, /^pending +media\/b\.txt: remote object changed since the last sync .*\[remote-changed\]$/m);
+  assert.match(human.stdout, /manifest is consistent with both sides \(4 pending changes for the next sync\)/);
   assert.equal(r.summary?.['pending'], 4);
   // A touch with the same content: --deep tells it from an edit.
   const abs = path.join(p.root, 'media/b.txt');
@@ -163,4 +166,7 @@ test('without a manifest there is nothing to verify (exit 0); without credential
   assert.ok(!fs.existsSync(path.join(p.root, 'manifests')), 'verify creates nothing');
   const noCreds = await runCli(['manifest', 'verify'], { cwd: p.root, env: {} });
   assert.equal(noCreds.code, 2);
+  const withPath = await runCli(['manifest', 'verify', 'media/a.txt'], { cwd: p.root, env: s3.env });
+  assert.equal(withPath.code, 2);
+  assert.match(withPath.stderr, /takes no PATH/);
 });
