@@ -38,6 +38,8 @@ test('after the manifest folder is lost, rebuild records every equal path: the n
   );
   assert.equal(r.summary?.['oldManifest'], undefined, 'there was no old manifest to keep');
   assert.equal(r.events.filter((e) => e['event'] === 'rebuild' && e['outcome'] === 'recorded').length, 4);
+  const bound = await cli('manifest', 'verify', '--json');
+  assert.deepEqual(bound.events.filter((e) => e['event'] === 'verify'), [], 'bound to this bucket, every entry matching both sides');
 
   const next = await cli('sync', '--json');
   assert.equal(next.code, 0, next.stderr);
