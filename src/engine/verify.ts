@@ -183,20 +183,30 @@ async function checkSides(
 ): Promise<void> {
   // The sync's own scan and listing, without its hashing: which files to hash is verify's call.
   const events = new EventStream();
-  const unknown: { path: string; message: string }[] = [];
+  // Folders the walk could not read and symlinks it does not follow: gather leaves what lies
+  // under them out, which must not read as deleted here either.
+  const unknown = new Map<string, string>();
   events.on((e) => {
-    if (e.event === 'warning' && e.path) unknown.push({ path: e.path, message: e.message });
+    if (e.event === 'warning' && e.path) unknown.set(e.path, e.message);
   });
   const g = await gather({ settings: d.settings, store: d.store, manifest, hasher: d.hasher, events, signal: d.signal, useBase: false, hash: false });
   throwIfAborted(d.signal);
-  for (const p of g.problems) if (p.path) unknown.push({ path: p.path, message: p.error });
+  for (const p of g.problems) if (p.path) unknown.set(p.path, p.error);
   const byPath = new Map<string, PathState>(g.states.map((st) => [st.path, st]));
   for (const st of g.states) {
     if (tracked.has(st.path)) continue;
     if (st.local) res.untrackedLocal++;
     if (st.remote) res.untrackedRemote++;
   }
-  const shadow = (p: string): string | undefined => unknown.find((u) => p === u.path || p.startsWith(u.path + '/'))?.message;
+  // A walk up the path's folders, not a scan of the list: collectstatic --link can leave a
+  // symlink for every file.
+  const shadow = (p: string): string | undefined => {
+    for (let at = p.length; at > 0; at = p.lastIndexOf('/', at - 1)) {
+      const why = unknown.get(p.slice(0, at));
+      if (why !== undefined) return why;
+    }
+    return undefined;
+  };
 
   const toHash: { path: string; entry: StoredEntry; abs: string; size: number; statSame: boolean }[] = [];
   const heads: { path: string; entry: StoredEntry }[] = [];

@@ -170,3 +170,12 @@ test('without a manifest there is nothing to verify (exit 0); without credential
   assert.equal(withPath.code, 2);
   assert.match(withPath.stderr, /takes no PATH/);
 });
+
+test('a tracked path behind a symlink is reported as not checked, not as deleted', async () => {
+  const sub = path.join(p.root, 'media/sub');
+  fs.renameSync(sub, path.join(p.root, 'elsewhere'));
+  fs.symlinkSync(path.join(p.root, 'elsewhere'), sub);
+  const r = await verify();
+  assert.equal(r.code, 1, r.stdout);
+  assert.deepEqual(found(r).map((f) => [f.path, f.problem, f.kind]), [['media/sub/c.txt', 'unchecked', 'failed']]);
+});
