@@ -180,11 +180,13 @@ export class Manifest {
   *rawEntries(): Generator<{ path: unknown; value?: unknown; error?: string }> {
     if (!this.entries) return;
     for (const p of this.entries.getKeys({})) {
+      let item: { path: unknown; value?: unknown; error?: string };
       try {
-        yield { path: p, value: this.entries.get(p as string) };
+        item = { path: p, value: this.entries.get(p as string) };
       } catch (err) {
-        yield { path: p, error: oneLine(err) };
+        item = { path: p, error: oneLine(err) };
       }
+      yield item;
     }
   }
 
