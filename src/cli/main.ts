@@ -14,7 +14,7 @@ import { HumanRenderer, type HumanOptions } from '../render/human.js';
 import { RunLog } from '../render/log-file.js';
 import { parseArgs } from './parse.js';
 import { statusCommand } from './status.js';
-import { manifestCommand } from './manifest-cmd.js';
+import { REMOTE_ACTIONS, manifestCommand } from './manifest-cmd.js';
 import { replCommand } from '../repl/repl.js';
 import { credsCommand } from './creds-cmd.js';
 import { mssqlSecrets, mssqlTarget } from '../credentials/mssql-config.js';
@@ -88,7 +88,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     const command = parsed.command!;
     const settings = resolveSettings(overridesFrom(a, command), io.cwd);
     if (command === 'status') return await statusCommand(settings, io, json);
-    if (command === 'manifest') return await manifestCommand(settings, a['action'] as string, a['path'] as string | undefined, io);
+    const action = a['action'] as string;
+    if (command === 'manifest' && !REMOTE_ACTIONS.has(action)) return await manifestCommand(settings, action, a['path'] as string | undefined, io);
 
     // The SQL password is kept out of every message from here on, whatever raised it.
     const target = mssqlTarget(io.env, settings.mssql);
@@ -106,6 +107,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       await sqlStore?.close();
     }
     redact = makeRedactor([...secretsOf(credentials), ...(sqlStore?.secrets ?? [])]);
+    if (command === 'manifest') return await manifestCommand(settings, action, a['path'] as string | undefined, io, { credentials, json, deep: a['deep'] === true, redact });
     if (REPL_COMMANDS.includes(command)) return await replCommand(settings, credentials, io);
     return await runCommand(command, a, settings, credentials, io, json, redact);
   } catch (err) {

@@ -66,10 +66,11 @@ function build(argv: string[]): Argv {
     .command('sync-storage', 'alias of sync --mode two-way', syncOptions)
     // The interactive REPL (src/repl): the shared options set up the session it starts with.
     .command(['repl', 'ui', 'storage-sync-ui'], 'the interactive REPL: look at the plan, diffs and reasons, then apply (aliases: ui, storage-sync-ui)', syncOptions)
-    .command('manifest <action> [path]', 'inspect the manifest: ls [GLOB] | show PATH | export', (y) =>
+    .command('manifest <action> [path]', 'the manifest: ls [GLOB] | show PATH | export | verify [--deep] | rebuild [--force]', (y) =>
       syncOptions(y)
-        .positional('action', { choices: ['ls', 'show', 'export'] as const })
-        .positional('path', { type: 'string' }),
+        .positional('action', { choices: ['ls', 'show', 'export', 'verify', 'rebuild'] as const })
+        .positional('path', { type: 'string' })
+        .option('deep', { type: 'boolean', describe: 'verify: rehash every tracked file, even when its stat matches' }),
     )
     .command('creds <action> [name] [value]', 'credentials in SQL Server: init | set NAME [VALUE] | get NAME | list | delete NAME', credsOptions)
     .epilog(

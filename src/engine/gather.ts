@@ -37,6 +37,8 @@ export interface GatherDeps {
   signal: AbortSignal;
   /** False when the base belongs to another bucket and --force asked for a fresh start. */
   useBase: boolean;
+  /** False: stat and listing only (manifest verify hashes on its own terms). Default true. */
+  hash?: boolean;
 }
 
 async function listMapping(store: S3Store, prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
@@ -79,7 +81,7 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
     joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out);
     dropUnknown(out, m, [...scans[i]!.errors.map((e) => e.rel), ...scans[i]!.symlinks]);
   });
-  await hashWhatChanged(d, out);
+  if (d.hash !== false) await hashWhatChanged(d, out);
   return out;
 }
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { BaseEntry } from '../core/types.js';
 import { SafetyError, SyncError, UsageError, oneLine } from '../core/errors.js';
+import { lmdbFileProblem } from './lmdb-check.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -47,9 +48,13 @@ export class Manifest {
    * missing manifest reads as an empty base.
    */
   static open(file: string, opts: { readOnly: boolean }): Manifest {
-    const exists = fs.existsSync(file);
+    // An empty file is an environment whose creation was cut short: LMDB initialises it.
+    const exists = (fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0) > 0;
     if (!exists && opts.readOnly) return new Manifest(undefined, undefined, undefined, true);
     if (!exists) fs.mkdirSync(path.dirname(file), { recursive: true });
+    // lmdb-js crashes the process on a damaged file rather than throwing: look before it maps it.
+    const damage = exists ? lmdbFileProblem(file) : undefined;
+    if (damage) throw new UsageError(`manifest ${file} ${damage}; \`storage-sync manifest rebuild\` replaces it`);
     let env: RootDatabase;
     try {
       env = open({ path: file, compression: false, readOnly: opts.readOnly });
@@ -156,6 +161,33 @@ export class Manifest {
     const next = this.generation() + 1;
     await this.meta!.put('generation', next);
     return next;
+  }
+
+  /** Sets the generation outright: a rebuilt base must not match any plan saved before it. */
+  async setGeneration(n: number): Promise<void> {
+    await this.meta!.put('generation', n);
+  }
+
+  /** The bucket this base is bound to, if any (verify reports a mismatch instead of refusing). */
+  boundRemote(): RemoteIdentity | undefined {
+    return this.meta?.get('remote') as RemoteIdentity | undefined;
+  }
+
+  /**
+   * Every stored path with its value, entry by entry so that one undecodable value is reported
+   * as that entry's `error` instead of ending the walk (for `manifest verify`).
+   */
+  *rawEntries(): Generator<{ path: unknown; value?: unknown; error?: string }> {
+    if (!this.entries) return;
+    for (const p of this.entries.getKeys({})) {
+      let item: { path: unknown; value?: unknown; error?: string };
+      try {
+        item = { path: p, value: this.entries.get(p as string) };
+      } catch (err) {
+        item = { path: p, error: oneLine(err) };
+      }
+      yield item;
+    }
   }
 
   lastRun(): RunRecord | undefined {
