@@ -1,0 +1,130 @@
+// Syncs through the fault proxy: transient faults are retried to success, faults beyond the
+// retry budget fail exactly the files they hit, and a rerun without faults converges.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { md5 } from '../support/harness.js';
+import { TRANSIENT_FAULTS, type Fault, type Op } from '../support/fault-proxy.js';
+import { assertConverged, fileEvents, sync, tempsUnder, useFaultFixture } from './setup.js';
+
+const ctx = useFaultFixture();
+
+/** Local edits, remote edits, new files on both sides and deletes on both sides, over a base. */
+async function prepareTwoWay(n: number): Promise<{ up: string[]; down: string[] }> {
+  const { p, s3 } = ctx;
+  for (let i = 0; i < n + 4; i++) p.write(`media/base${i}.txt`, `base ${i}`);
+  const first = await sync(ctx);
+  assert.equal(first.code, 0, first.stderr);
+  const up: string[] = [];
+  const down: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const rel = `media/up${i}.bin`;
+    p.write(rel, crypto.randomBytes(1000 + i * 37));
+    up.push(rel);
+    const key = `media/down${i}.bin`;
+    await s3.putRaw(key, crypto.randomBytes(2000 + i * 41));
+    down.push(key);
+  }
+  return { up, down };
+}
+
+describe('transient faults are retried', () => {
+  for (const fault of TRANSIENT_FAULTS) {
+    test(`${fault} on the first two tries of every request: the sync completes`, async () => {
+      const { up, down } = await prepareTwoWay(3);
+      ctx.p.remove('media/base0.txt'); // a remote delete: HEAD then DeleteObjects
+      await ctx.s3.deleteRaw('media/base1.txt'); // a local delete
+      // A corrupted listing is not retried (the SDK cannot parse it): the run stops, as a failed
+      // listing does (see listing.test.ts); corruption is aimed at object bodies only.
+      const ops: Op[] = ['GetObject', 'PutObject', 'HeadObject', 'DeleteObjects', ...(fault === 'corrupt' ? [] : ['ListObjectsV2' as const])];
+      ctx.proxy.set([{ faults: [fault], times: 2, ops }]);
+      const r = await sync(ctx);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.ok(ctx.proxy.faulted().length >= up.length + down.length, 'the proxy did sabotage');
+      assert.equal(r.summary?.uploaded, up.length);
+      assert.equal(r.summary?.downloaded, down.length);
+      assert.equal(r.summary?.deletedRemote, 1);
+      assert.equal(r.summary?.deletedLocal, 1);
+      assert.deepEqual(tempsUnder(ctx.p.root), []);
+      await assertConverged(ctx);
+    });
+  }
+});
+
+describe('faults beyond the retry budget', () => {
+  test('a key that always fails is the only failed file; exit 1; a rerun converges', async () => {
+    const { up, down } = await prepareTwoWay(3);
+    const rules: [Op, string, Fault][] = [
+      ['PutObject', up[0]!, 'slowdown503'],
+      ['GetObject', down[0]!, 'error500'],
+      ['GetObject', down[1]!, 'truncate'],
+      ['PutObject', up[1]!, 'reset'],
+    ];
+    ctx.proxy.set(rules.map(([op, key, fault]) => ({ ops: [op], key, faults: [fault] })));
+    const r = await sync(ctx);
+    assert.equal(r.code, 1, r.stderr);
+    const failed = fileEvents(r, 'failed');
+    assert.deepEqual(failed.map((e) => e['path']).sort(), rules.map(([, k]) => k).sort());
+    for (const e of failed) assert.equal(String(e['error']).split('\n').length, 1);
+    assert.match(String(failed.find((e) => e['path'] === up[0])?.['error']), /503 SlowDown/);
+    assert.match(String(failed.find((e) => e['path'] === down[0])?.['error']), /500 InternalError/);
+    assert.equal(r.summary?.failed, rules.length);
+    assert.equal(r.summary?.uploaded, up.length - 2);
+    assert.equal(r.summary?.downloaded, down.length - 2);
+    assert.deepEqual(tempsUnder(ctx.p.root), []);
+    // The SDK tried five times, the engine's download loop three times over that.
+    assert.equal(ctx.proxy.log.filter((e) => e.key === up[0]).length, 5);
+    assert.ok(!ctx.p.exists(down[0]!) && !ctx.p.exists(down[1]!), 'nothing landed for a failed download');
+
+    ctx.proxy.set([]);
+    const again = await sync(ctx);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.summary?.uploaded, 2);
+    assert.equal(again.summary?.downloaded, 2);
+    await assertConverged(ctx);
+  });
+
+  for (const seed of [11, 12, 13]) {
+    test(`seed ${seed}: random faults at 45% on every request; the failed files are exactly the sabotaged ones`, async () => {
+      const { up, down } = await prepareTwoWay(12);
+      ctx.proxy.set([{ ops: ['GetObject', 'PutObject'], faults: TRANSIENT_FAULTS.filter((f) => f !== 'stall' && f !== 'stall-mid'), rate: 0.45 }], seed);
+      const r = await sync(ctx);
+      const expected = ctx.proxy.lastFaulted(['GetObject', 'PutObject']);
+      const failed = new Set(fileEvents(r, 'failed').map((e) => String(e['key'])));
+      assert.deepEqual([...failed].sort(), [...expected].sort());
+      assert.equal(r.code, failed.size > 0 ? 1 : 0, r.stderr);
+      assert.ok(ctx.proxy.faulted().length > 0);
+      const done = new Set(fileEvents(r, 'done').map((e) => String(e['key'])));
+      for (const k of [...up, ...down]) assert.ok(done.has(k) !== failed.has(k), `${k} is either done or failed`);
+      assert.deepEqual(tempsUnder(ctx.p.root), []);
+      // What did land is whole.
+      const local = ctx.p.files();
+      for (const k of down) if (done.has(k)) assert.equal(local[k], md5(await ctx.s3.getBuffer(k)), k);
+
+      ctx.proxy.set([]);
+      const again = await sync(ctx);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(Number(again.summary?.uploaded) + Number(again.summary?.downloaded), failed.size);
+      await assertConverged(ctx);
+    });
+  }
+});
+
+describe('stalls', () => {
+  test('a socket that stalls forever is given up after the idle timeout; the file fails, the rest syncs', async () => {
+    const { up } = await prepareTwoWay(2);
+    ctx.proxy.set([
+      { ops: ['PutObject'], key: up[0]!, faults: ['stall'] },
+      { ops: ['GetObject'], faults: ['stall-mid'], times: 1 },
+    ]);
+    const r = await sync(ctx);
+    assert.equal(r.code, 1, r.stderr);
+    const failed = fileEvents(r, 'failed');
+    assert.deepEqual(failed.map((e) => e['path']), [up[0]]);
+    assert.match(String(failed[0]?.['error']), /timed out|TimeoutError/i);
+    assert.ok(ctx.proxy.faulted().some((e) => e.fault === 'stall-mid'));
+    ctx.proxy.set([]);
+    assert.equal((await sync(ctx)).code, 0);
+    await assertConverged(ctx);
+  });
+});
