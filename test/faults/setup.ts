@@ -48,11 +48,11 @@ export function fileEvents(r: CliResult, status?: string): Record<string, unknow
   return r.events.filter((e) => e['event'] === 'file' && (status === undefined || e['status'] === status));
 }
 
-/** Both sides hold the same files with the same bytes (local path media/x ↔ key media/x). */
+/** Both sides hold the same files with the same bytes (default mappings: staticfiles/ ↔ static/, media/ ↔ media/). */
 export async function assertConverged(ctx: Ctx, p: Project = ctx.p): Promise<void> {
   const local = p.files();
   const remote: Record<string, string> = {};
-  for (const o of await ctx.s3.listAll()) remote[o.key] = md5(await ctx.s3.getBuffer(o.key));
+  for (const o of await ctx.s3.listAll()) remote[o.key.replace(/^static\//, 'staticfiles/')] = md5(await ctx.s3.getBuffer(o.key));
   assert.deepEqual(local, remote);
 }
 
