@@ -14,6 +14,8 @@
 //   key-error    DeleteObjects only: the matching keys are not deleted and come back as per-key
 //                <Error> entries (AccessDenied), the others are deleted as asked
 //   echo         500 whose message carries the `echo` text (a server that leaks what it got)
+//   inject-keys  ListObjectsV2 only: the listing comes back with the rule's `inject` keys added,
+//                written into the XML as raw bytes (so invalid UTF-8 can be served)
 //
 // Decisions are seeded and reproducible whatever order concurrent requests arrive in: the dice
 // for the n-th request of an (op, key) pair are a hash of (seed, op, key, n).
@@ -45,7 +47,8 @@ export type Fault =
   | 'truncate'
   | 'corrupt'
   | 'key-error'
-  | 'echo';
+  | 'echo'
+  | 'inject-keys';
 
 export const TRANSIENT_FAULTS: Fault[] = ['error500', 'slowdown503', 'reset', 'reset-mid', 'stall', 'stall-mid', 'truncate', 'corrupt'];
 
@@ -61,8 +64,10 @@ export interface FaultRule {
   rate?: number;
   /** Sabotage at most this many requests per (op, key); default unlimited. */
   times?: number;
-  /** Text for `echo`. */
+  /** Text for `echo` (and the per-key message of `key-error`). */
   echo?: string;
+  /** Keys for `inject-keys`: a string is XML-escaped, a Buffer goes into the XML verbatim. */
+  inject?: (string | Buffer)[];
 }
 
 export interface Served {
@@ -201,7 +206,7 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
   }
 
   /** DeleteObjects with some keys refused per key: only the others reach the server. */
-  async function partialDelete(req: IncomingMessage, res: ServerResponse, body: Buffer, refused: string[], all: string[]): Promise<void> {
+  async function partialDelete(req: IncomingMessage, res: ServerResponse, body: Buffer, refused: string[], all: string[], message: string): Promise<void> {
     const keep = all.filter((k) => !refused.includes(k));
     const quiet = /<Quiet>true<\/Quiet>/.test(body.toString());
     let upstreamBody = '';
@@ -218,7 +223,7 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
       upstreamBody = got.body.toString();
     }
     const inner = (upstreamBody.match(/<DeleteResult[^>]*>([\s\S]*)<\/DeleteResult>/)?.[1] ?? '').trim();
-    const errors = refused.map((k) => `<Error><Key>${encodeXml(k)}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`).join('');
+    const errors = refused.map((k) => `<Error><Key>${encodeXml(k)}</Key><Code>AccessDenied</Code><Message>${encodeXml(message)}</Message></Error>`).join('');
     const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${inner}${errors}</DeleteResult>`;
     sendWhole(res, 200, { 'content-type': 'application/xml' }, Buffer.from(xml), false);
   }
@@ -239,11 +244,16 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     if (op === 'DeleteObjects') {
       const all = [...body.toString().matchAll(/<Key>([\s\S]*?)<\/Key>/g)].map((m) => decodeXml(m[1]!));
       entry.deleteKeys = all;
-      const refused = all.filter((k) => decide('DeleteObjects', k, url.searchParams, n)?.fault === 'key-error');
+      let message: string | undefined;
+      const refused = all.filter((k) => {
+        const hit = decide('DeleteObjects', k, url.searchParams, n);
+        if (hit?.fault === 'key-error') message ??= hit.rule.echo;
+        return hit?.fault === 'key-error';
+      });
       if (refused.length > 0) {
         entry.keyErrors = refused;
         entry.fault = 'key-error';
-        await partialDelete(req, res, body, refused, all);
+        await partialDelete(req, res, body, refused, all, message ?? 'Access Denied');
         return;
       }
     }
@@ -272,6 +282,20 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     }
 
     const got = await forward(req, body);
+    if (fault === 'inject-keys') {
+      const contents = (d!.rule.inject ?? []).map((k) =>
+        Buffer.concat([
+          Buffer.from('<Contents><Key>'),
+          typeof k === 'string' ? Buffer.from(encodeXml(k)) : k,
+          Buffer.from(`</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;${createHash('md5').update('x').digest('hex')}&quot;</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>`),
+        ]),
+      );
+      const text = got.body.toString('latin1');
+      const at = text.lastIndexOf('</ListBucketResult>');
+      const xml = Buffer.concat([got.body.subarray(0, at), ...contents, got.body.subarray(at)]);
+      sendWhole(res, got.status, got.headers, xml, head);
+      return;
+    }
     if (fault === 'corrupt' && (got.body.length === 0 || head)) delete entry.fault; // nothing to corrupt
     if (!entry.fault) {
       sendWhole(res, got.status, got.headers, got.body, head);
