@@ -11,6 +11,8 @@
 //   stall-mid    the headers and half the body, then nothing
 //   truncate     the right Content-Length, half the body, then a clean close (FIN)
 //   corrupt      the whole body, same length, one byte flipped in the middle
+//   corrupt-request  the request body reaches the server with one byte flipped (a PUT or a part
+//                damaged on the way; servers that skip the Content-MD5 check store it)
 //   key-error    DeleteObjects only: the matching keys are not deleted and come back as per-key
 //                <Error> entries (AccessDenied), the others are deleted as asked
 //   echo         500 whose message carries the `echo` text (a server that leaks what it got)
@@ -46,6 +48,7 @@ export type Fault =
   | 'stall-mid'
   | 'truncate'
   | 'corrupt'
+  | 'corrupt-request'
   | 'key-error'
   | 'echo'
   | 'inject-keys';
@@ -281,7 +284,16 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
         break;
     }
 
-    const got = await forward(req, body);
+    let sent = body;
+    if (fault === 'corrupt-request') {
+      if (body.length === 0) delete entry.fault;
+      else {
+        sent = Buffer.from(body);
+        const at = Math.floor(sent.length / 2);
+        sent[at] = sent[at]! ^ 0xff;
+      }
+    }
+    const got = await forward(req, sent);
     if (fault === 'inject-keys') {
       const contents = (d!.rule.inject ?? []).map((k) =>
         Buffer.concat([
@@ -297,7 +309,7 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
       return;
     }
     if (fault === 'corrupt' && (got.body.length === 0 || head)) delete entry.fault; // nothing to corrupt
-    if (!entry.fault) {
+    if (!entry.fault || fault === 'corrupt-request') {
       sendWhole(res, got.status, got.headers, got.body, head);
       return;
     }
