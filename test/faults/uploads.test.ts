@@ -39,7 +39,7 @@ test('a PUT or a part damaged on the way is caught by its ETag and sent again', 
 });
 
 test('a PUT damaged on every try fails the file (exit 1), unrecorded', async () => {
-  const { p, s3, proxy } = ctx;
+  const { p, proxy } = ctx;
   p.write('media/ok.txt', 'fine');
   assert.equal((await sync(ctx)).code, 0);
   const body = crypto.randomBytes(50_000);
