@@ -56,3 +56,32 @@ test('a PUT damaged on every try fails the file (exit 1), unrecorded', async () 
   // Left alone (see the report): the next run then reads the damaged object as a remote version
   // in conflict, and by the default policy it wins (the local file is kept in the trash).
 });
+
+test('with conditional writes (as on R2), a PUT whose answer was lost is not sent over again blindly', async () => {
+  const { p, s3, proxy } = ctx;
+  p.write('media/edit.txt', 'v1');
+  p.write('media/keep.txt', 'keep');
+  assert.equal((await sync(ctx)).code, 0);
+  p.write('media/edit.txt', 'v2, edited locally');
+  p.write('media/new.txt', 'new');
+  proxy.set([{ ops: ['PutObject'], faults: ['reset-mid'], times: 1 }]);
+  proxy.conditionalWrites = true;
+  const r = await sync(ctx);
+  // The first PUT landed; its retry meets its own object and gets 412: reported, not failed.
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(proxy.faulted().length, 2);
+  const skipped = fileEvents(r, 'skipped');
+  assert.deepEqual(skipped.map((e) => e['path']).sort(), ['media/edit.txt', 'media/new.txt']);
+  for (const e of skipped) assert.match(String(e['error']), /remote object changed since it was listed/);
+  assert.equal((await s3.getBuffer('media/edit.txt')).toString(), 'v2, edited locally');
+  // The next run finds both sides equal and records them: no transfer, no conflict.
+  proxy.set([]);
+  const again = await sync(ctx);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.summary?.uploaded, 0);
+  assert.equal(again.summary?.downloaded, 0);
+  assert.equal(again.summary?.conflicts, 0);
+  assert.equal(again.summary?.recorded, 2, again.stdout);
+  assert.equal(p.read('media/edit.txt'), 'v2, edited locally');
+  await assertConverged(ctx);
+});

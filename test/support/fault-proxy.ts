@@ -91,6 +91,11 @@ export interface FaultProxy {
   rules: FaultRule[];
   /** Every request seen, in arrival order. */
   log: Served[];
+  /**
+   * Answer conditional PUTs (If-Match / If-None-Match: *) as R2 and S3 do, with 412, which the
+   * test servers do not: the proxy looks the key up first.
+   */
+  conditionalWrites: boolean;
   /** Replaces the rules and clears the log. */
   set(rules: FaultRule[], seed?: number): void;
   faulted(): Served[];
@@ -198,6 +203,32 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     });
   }
 
+  function upstreamEtag(pathname: string): Promise<string | undefined> {
+    return new Promise((resolve, reject) => {
+      const up = http.request({ host: target.hostname, port: target.port, method: 'HEAD', path: pathname, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200 ? String(res.headers.etag ?? '').replace(/"/g, '') : undefined));
+      });
+      up.on('error', reject);
+      up.end();
+    });
+  }
+
+  /** The 412 (or 404) a conditional PUT gets from R2 and S3, or undefined when it may go ahead. */
+  async function precondition(req: IncomingMessage, op: Op, url: URL): Promise<[number, string] | undefined> {
+    if (!proxy.conditionalWrites || op !== 'PutObject') return undefined;
+    const ifNoneMatch = req.headers['if-none-match'];
+    const ifMatch = req.headers['if-match'];
+    if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
+    const now = await upstreamEtag(url.pathname);
+    if (ifNoneMatch === '*' && now !== undefined) return [412, 'PreconditionFailed'];
+    if (ifMatch !== undefined) {
+      if (now === undefined) return [404, 'NoSuchKey'];
+      if (String(ifMatch).replace(/"/g, '') !== now) return [412, 'PreconditionFailed'];
+    }
+    return undefined;
+  }
+
   function sendWhole(res: ServerResponse, status: number, headers: http.IncomingHttpHeaders, body: Buffer, head: boolean): void {
     const h = { ...headers };
     delete h.connection;
@@ -284,6 +315,12 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
         break;
     }
 
+    const refusedBy = await precondition(req, op, url);
+    if (refusedBy) {
+      const [status, code] = refusedBy;
+      sendWhole(res, status, { 'content-type': 'application/xml' }, Buffer.from(errorXml(code, 'At least one of the pre-conditions you specified did not hold', url.pathname)), head);
+      return;
+    }
     let sent = body;
     if (fault === 'corrupt-request') {
       if (body.length === 0) delete entry.fault;
@@ -361,11 +398,13 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     env: (env) => ({ ...env, AWS_S3_ENDPOINT_URL: `http://127.0.0.1:${port}` }),
     rules: [],
     log: [],
+    conditionalWrites: false,
     set(rules, newSeed) {
       proxy.rules = rules;
       proxy.log = [];
       counts.clear();
       fired.clear();
+      proxy.conditionalWrites = false;
       if (newSeed !== undefined) seed = newSeed;
     },
     faulted: () => proxy.log.filter((e) => e.fault),
