@@ -101,6 +101,16 @@ describe('a failing listing', () => {
     await assertConverged(ctx);
   });
 
+  test('a listing damaged in transit (bytes flipped) aborts the run with a readable line, nothing changed', async () => {
+    const before = await preparedChanges();
+    ctx.proxy.set([{ ops: ['ListObjectsV2'], key: 'media/', faults: ['corrupt'] }]);
+    const r = await sync(ctx);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /^storage-sync: S3 ListObjectsV2 media\/: .*(could not be read|not valid|unexpected)/i);
+    await assertNothingChanged(before);
+  });
+
   test('a second listing page that fails aborts the run; the keys of page one are not read as the whole bucket', async () => {
     const { p, s3 } = ctx;
     const keys = Array.from({ length: 1005 }, (_, i) => `media/n${String(i).padStart(4, '0')}.txt`);

@@ -10,7 +10,8 @@
 //   stall        no byte ever; the client's socket timeout has to notice
 //   stall-mid    the headers and half the body, then nothing
 //   truncate     the right Content-Length, half the body, then a clean close (FIN)
-//   corrupt      the whole body, same length, one byte flipped in the middle
+//   corrupt      the whole body, same length, one byte flipped in the middle (in XML, the first
+//                tag opener from the middle on, so the document no longer parses)
 //   corrupt-request  the request body reaches the server with one byte flipped (a PUT or a part
 //                damaged on the way; servers that skip the Content-MD5 check store it)
 //   key-error    DeleteObjects only: the matching keys are not deleted and come back as per-key
@@ -357,7 +358,11 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     if (!head) h['content-length'] = String(got.body.length);
     if (fault === 'corrupt') {
       const bad = Buffer.from(got.body);
-      const at = Math.floor(bad.length / 2);
+      // In an XML document, a tag opener from the middle on: the damage always breaks the syntax
+      // (a flipped digit in an ETag would be a different, quieter fault).
+      const middle = Math.floor(bad.length / 2);
+      const tag = /xml/.test(String(got.headers['content-type'])) ? bad.indexOf('<', middle) : -1;
+      const at = tag >= 0 ? tag : middle;
       bad[at] = bad[at]! ^ 0xff;
       res.writeHead(got.status, h);
       res.end(head ? undefined : bad);
