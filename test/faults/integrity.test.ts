@@ -114,9 +114,12 @@ describe('a failing listing', () => {
   test('a second listing page that fails aborts the run; the keys of page one are not read as the whole bucket', async () => {
     const { p, s3 } = ctx;
     const keys = Array.from({ length: 1005 }, (_, i) => `media/n${String(i).padStart(4, '0')}.txt`);
+    // Both sides hold the same bytes: the first run records the base without a transfer.
+    for (const k of keys) p.write(k, k);
     for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => s3.putRaw(k, k)));
     const first = await sync(ctx);
     assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.summary?.recorded, 1005);
     assert.equal(Object.keys(p.files()).length, 1005);
     const before = { local: p.files(), remote: Object.fromEntries((await s3.listAll()).map((o) => [o.key, o.etag])), base: tracked(p) };
     ctx.proxy.set([{ ops: ['ListObjectsV2'], query: (q) => q.has('continuation-token'), faults: ['error500'] }]);
