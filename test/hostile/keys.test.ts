@@ -140,3 +140,21 @@ describe('hostile remote keys', () => {
     }
   });
 });
+
+describe('keys named like our own temp files', () => {
+  test('are left out on both sides: never downloaded, never deleted as leftovers', async () => {
+    const tempLike = ['media/.photo.jpg.ssync-20250101-000000-abcdef.tmp', 'media/sub/.x.ssync-run.tmp'];
+    for (const k of tempLike) await s3.putRaw(k, 'an object someone named this way');
+    await s3.putRaw('media/ok.txt', 'fine');
+    const before = box.tree();
+    for (let run = 0; run < 3; run++) {
+      const r = await sync();
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!r.events.some((e) => tempLike.includes(String(e['key']))), 'no item for a temp-like key');
+    }
+    const keys = (await s3.listAll()).map((o) => o.key);
+    for (const k of tempLike) assert.ok(keys.includes(k), `${k} still in the bucket`);
+    const diff = treeDiff(before, box.tree());
+    assert.deepEqual(diff.changed.filter((f) => f.startsWith('project/media/')), ['project/media/ok.txt']);
+  });
+});
