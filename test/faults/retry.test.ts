@@ -121,6 +121,37 @@ describe('faults beyond the retry budget', () => {
   }
 });
 
+describe('faults on deletes', () => {
+  const extra = Number(process.env.STORAGE_SYNC_FAULT_SEEDS ?? 0);
+  for (const seed of [22, 23, 24, ...Array.from({ length: extra }, (_, i) => 200 + i)]) {
+    test(`seed ${seed}: random faults at 45% on HEAD and DeleteObjects; the failed deletes are exactly the sabotaged ones`, async () => {
+      const { p, proxy } = ctx;
+      for (let i = 0; i < 20; i++) p.write(`media/f${i}.txt`, `file ${i}`);
+      assert.equal((await sync(ctx)).code, 0);
+      const gone = [0, 3, 6, 9, 12, 15].map((i) => `media/f${i}.txt`);
+      for (const f of gone) p.remove(f);
+      proxy.set([{ ops: ['HeadObject', 'DeleteObjects'], faults: RANDOM_FAULTS, rate: 0.45 }], seed);
+      const r = await sync(ctx);
+      // A delete fails when its last HEAD was sabotaged, or the last DeleteObjects that carried it.
+      const headFailed = proxy.lastFaulted(['HeadObject']);
+      const expected = gone.filter((k) => {
+        if (headFailed.has(k)) return true;
+        const last = proxy.log.filter((e) => e.op === 'DeleteObjects' && e.deleteKeys?.includes(k)).at(-1);
+        return last?.fault !== undefined;
+      });
+      const failed = fileEvents(r, 'failed').map((e) => String(e['key'])).sort();
+      assert.deepEqual(failed, expected.sort());
+      assert.equal(r.code, failed.length > 0 ? 1 : 0, r.stderr);
+      assert.equal(r.summary?.deletedRemote, gone.length - failed.length);
+      assert.ok(proxy.faulted().length > 0);
+      proxy.set([]);
+      const again = await sync(ctx);
+      assert.equal(again.code, 0, again.stderr);
+      await assertConverged(ctx);
+    });
+  }
+});
+
 describe('stalls', () => {
   test('a socket that stalls forever is given up after the idle timeout; the file fails, the rest syncs', async () => {
     const { up } = await prepareTwoWay(2);

@@ -173,15 +173,17 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     createHash('sha256').update(`${seed}\0${op}\0${key}\0${n}\0${salt}`).digest().readUInt32BE(0) / 2 ** 32;
 
   /** The rule that fires for this request, and the fault it picked. */
-  function decide(op: Op, key: string, q: URLSearchParams, n: number): { rule: FaultRule; fault: Fault } | undefined {
+  function decide(op: Op, key: string, q: URLSearchParams, n: number, only?: Fault): { rule: FaultRule; fault: Fault } | undefined {
     for (const [i, rule] of proxy.rules.entries()) {
       if (rule.ops && !rule.ops.includes(op)) continue;
+      if (only ? !rule.faults.includes(only) : rule.faults.every((f) => f === 'key-error')) continue;
       if (!keyMatches(rule, key) || (rule.query && !rule.query(q))) continue;
       const firedKey = `${i}\0${op}\0${key}`;
       if (rule.times !== undefined && (fired.get(firedKey) ?? 0) >= rule.times) continue;
       if (dice(op, key, n, `rate${i}`) >= (rule.rate ?? 1)) continue;
       fired.set(firedKey, (fired.get(firedKey) ?? 0) + 1);
-      const fault = rule.faults[Math.floor(dice(op, key, n, `pick${i}`) * rule.faults.length)]!;
+      const choice = only ? [only] : rule.faults.filter((f) => f !== 'key-error');
+      const fault = choice[Math.floor(dice(op, key, n, `pick${i}`) * choice.length)]!;
       return { rule, fault };
     }
     return undefined;
@@ -281,7 +283,7 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
       entry.deleteKeys = all;
       let message: string | undefined;
       const refused = all.filter((k) => {
-        const hit = decide('DeleteObjects', k, url.searchParams, n);
+        const hit = decide('DeleteObjects', k, url.searchParams, n, 'key-error');
         if (hit?.fault === 'key-error') message ??= hit.rule.echo;
         return hit?.fault === 'key-error';
       });
@@ -293,7 +295,7 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
       }
     }
     const d = decide(op, key, url.searchParams, n);
-    const fault = d?.fault === 'key-error' ? undefined : d?.fault;
+    const fault = d?.fault;
     if (fault) entry.fault = fault;
     const socket = req.socket;
 
