@@ -7,6 +7,7 @@ import { ACTIONS_WITH_EFFECT } from './summary.js';
 import type { Mapping, Plan, PlanItem } from '../core/types.js';
 import { MODES, CONFLICT_POLICIES } from '../core/types.js';
 import { SafetyError, UsageError } from '../core/errors.js';
+import { joinLocal, keyToRelPath } from '../core/paths.js';
 
 const KIND = 'storage-sync-plan';
 const FORMAT = 1;
@@ -46,13 +47,33 @@ function fail(file: string, why: string): never {
   throw new UsageError(`plan ${file}: ${why}`);
 }
 
-function checkItem(file: string, it: unknown, i: number): PlanItem {
+/**
+ * The digest is a plain SHA-256 that anyone editing the file can recompute: what an item may
+ * touch is checked on its own. Its path and key must be the same file of its mapping, a path the
+ * mapping could have produced from a valid key, exactly as the planner makes them.
+ */
+function checkTarget(file: string, i: number, mappings: Mapping[], mapping: number, p: unknown, key: unknown, what = ''): void {
+  const m = mappings[mapping];
+  if (!m) fail(file, `item ${i} names mapping ${mapping}, which the plan does not have`);
+  if (typeof p !== 'string' || typeof key !== 'string') fail(file, `item ${i} lacks a${what} path or key`);
+  let rel: string;
+  try {
+    rel = keyToRelPath(key, m.remote);
+  } catch (err) {
+    fail(file, `item ${i}: ${(err as Error).message}`);
+  }
+  if (p !== joinLocal(m.local, rel)) fail(file, `item ${i}${what} path ${JSON.stringify(p)} is not the file of key ${JSON.stringify(key)} in mapping ${m.local}`);
+}
+
+function checkItem(file: string, it: unknown, i: number, mappings: Mapping[]): PlanItem {
   if (typeof it !== 'object' || it === null) fail(file, `item ${i} is not an object`);
   const o = it as PlanItem;
   if (typeof o.path !== 'string' || typeof o.key !== 'string' || typeof o.action !== 'string' || typeof o.mapping !== 'number') {
     fail(file, `item ${i} lacks path, key, action or mapping`);
   }
   if (!ACTIONS_WITH_EFFECT.has(o.action) && o.action !== 'nothing' && o.action !== 'skip') fail(file, `item ${i} has unknown action "${o.action}"`);
+  checkTarget(file, i, mappings, o.mapping, o.path, o.key);
+  if (o.keepBoth !== undefined) checkTarget(file, i, mappings, o.mapping, o.keepBoth?.path, o.keepBoth?.key, ' keep-both');
   return o;
 }
 
@@ -71,7 +92,8 @@ export function loadPlan(file: string): PlanFile {
   if (sha256 !== digest(body)) fail(file, 'digest mismatch: the file was edited or damaged after it was saved');
   const p = body.plan;
   if (!p || !Array.isArray(p.items) || !MODES.includes(p.mode) || !CONFLICT_POLICIES.includes(p.conflict)) fail(file, 'malformed plan body');
-  p.items.forEach((it, i) => checkItem(file, it, i));
+  if (!Array.isArray(body.mappings)) fail(file, 'malformed plan body');
+  p.items.forEach((it, i) => checkItem(file, it, i, body.mappings));
   return body;
 }
 

@@ -66,6 +66,9 @@ export async function run(req: RunRequest): Promise<RunResult> {
   const paths = profilePaths(s.manifestDir, s.profile);
   const changes = req.command !== 'plan' && !s.dryRun;
   const identity = { endpoint: c.endpoint, bucket: c.bucket };
+  // A damaged or edited plan file is refused before any listing, hashing or lock (exit 2).
+  const applyFile = req.command === 'apply' && !req.planData ? req.planFile ?? path.join(paths.plans, 'last.json') : undefined;
+  const loaded = applyFile !== undefined ? loadPlan(applyFile) : undefined;
   const store = new S3Store({
     endpoint: c.endpoint,
     bucket: c.bucket,
@@ -95,8 +98,8 @@ export async function run(req: RunRequest): Promise<RunResult> {
 
     let plan: Plan;
     if (req.command === 'apply') {
-      const file = req.planData ? '(in memory)' : req.planFile ?? path.join(paths.plans, 'last.json');
-      const pf = req.planData ?? loadPlan(file);
+      const file = applyFile ?? '(in memory)';
+      const pf = req.planData ?? loaded!;
       checkPlanFresh(pf, file, { profile: s.profile, ...identity, generation: manifest.generation(), mappings: s.mappings });
       plan = dropDrifted(pf.plan, g, events, summary);
     } else {

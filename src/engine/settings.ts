@@ -90,13 +90,22 @@ const FIELDS: Record<string, FieldCheck> = {
   },
 };
 
+/**
+ * V8 quotes the text around a JSON syntax error (`Unexpected token 'P', ..."mssql": Password=h"...`),
+ * and a config file can hold a SQL password: only the position is told, never the text.
+ */
+function notJson(err: SyntaxError): string {
+  const at = /at position (\d+)/.exec(err.message)?.[1];
+  return `not valid JSON${at ? ` (at character ${at})` : /end of JSON input/.test(err.message) ? ' (it ends early)' : ''}`;
+}
+
 /** Reads and validates a config file; unknown keys and wrong types name the key (exit 2). */
 export function readConfigFile(file: string): Partial<Settings> {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message;
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : err instanceof SyntaxError ? notJson(err) : (err as Error).message;
     throw new UsageError(`config ${file}: ${why}`, { cause: err });
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`config ${file}: must be a JSON object`);

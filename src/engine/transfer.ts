@@ -7,6 +7,7 @@ import type { PlanItem } from '../core/types.js';
 import { ItemError } from '../core/errors.js';
 import { remoteMd5 } from '../core/compare.js';
 import type { S3Store } from '../remote/s3-store.js';
+import { StoredEtagMismatch } from '../remote/upload.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { Trash } from '../local/trash.js';
 import { writeAtomic } from '../local/atomic-write.js';
@@ -32,6 +33,7 @@ export interface TransferDeps {
 }
 
 const DOWNLOAD_ATTEMPTS = 3;
+const UPLOAD_ATTEMPTS = 3;
 
 class LocalChangedError extends ItemError {
   constructor() {
@@ -58,14 +60,22 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
   const before = statOf(abs);
   if (!sameStat(before, local)) return { status: 'skipped', error: 'local file changed since planning; it will be picked up next run' };
   const t = nowNs();
-  const expect = item.remote ? { etag: item.remote.etag } : ('absent' as const);
-  let res: Awaited<ReturnType<S3Store['upload']>>;
+  let expect: { etag: string } | 'absent' = item.remote ? { etag: item.remote.etag } : 'absent';
+  let res: Awaited<ReturnType<S3Store['upload']>> | undefined;
   try {
     // A remote version this upload replaces without the base knowing it is kept, like a local one.
     if (item.remote && (item.action === 'conflict-upload' || item.reason === 'first-run-differs')) await keepRemoteLoser(item, d);
-    res = await withProgress(d, item.path, local.size, () =>
-      d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect }),
-    );
+    for (let attempt = 1; !res; attempt++) {
+      try {
+        res = await withProgress(d, item.path, local.size, () =>
+          d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect }),
+        );
+      } catch (err) {
+        // Damaged on the way: the object now holds what the server got, which is ours to replace.
+        if (!(err instanceof StoredEtagMismatch) || attempt >= UPLOAD_ATTEMPTS || d.signal.aborted) throw err;
+        expect = { etag: err.stored };
+      }
+    }
   } catch (err) {
     if (err instanceof ItemError && /changed since it was listed/.test(err.message)) {
       return { status: 'skipped', error: 'remote object changed since it was listed; not overwritten, compared again next run' };

@@ -14,6 +14,13 @@ const CONNECT_TIMEOUT_MS = 10_000;
 // legitimately take minutes, a socket that moves no byte for this long is dead.
 const SOCKET_IDLE_TIMEOUT_MS = 120_000;
 
+/** STORAGE_SYNC_SOCKET_TIMEOUT_MS shortens the idle limit: fault tests stall sockets on purpose. */
+function socketTimeout(cfg: StoreConfig): number {
+  if (cfg.socketTimeoutMs !== undefined) return cfg.socketTimeoutMs;
+  const env = Number(process.env.STORAGE_SYNC_SOCKET_TIMEOUT_MS);
+  return Number.isInteger(env) && env > 0 ? env : SOCKET_IDLE_TIMEOUT_MS;
+}
+
 const silent = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 export function createS3Client(cfg: StoreConfig): S3Client {
@@ -35,7 +42,7 @@ export function createS3Client(cfg: StoreConfig): S3Client {
     logger: silent,
     requestHandler: new NodeHttpHandler({
       connectionTimeout: CONNECT_TIMEOUT_MS,
-      socketTimeout: SOCKET_IDLE_TIMEOUT_MS,
+      socketTimeout: socketTimeout(cfg),
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
       logger: silent,

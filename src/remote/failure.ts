@@ -20,8 +20,10 @@ export function describe(err: unknown): string {
   const name = generic ? status && STATUS_CODES[status] : e.name;
   // A body the SDK could not parse (a proxy's HTML page, a JSON 413) leaves a long note instead
   // of a message; Node 20 reports a refused dual-stack connect with an empty message.
+  const unreadable = e.message?.includes('Deserialization error') && (status === undefined || status < 300);
   const junk = !e.message || e.message === 'UnknownError' || e.message === name || e.message.includes('Deserialization error');
-  const message = junk ? (status ? undefined : e.code) : e.message;
+  // A 200 whose body does not parse would otherwise read as the error "200 OK".
+  const message = unreadable ? 'the response could not be read' : junk ? (status ? undefined : e.code) : e.message;
   const head = [status, name].filter(Boolean).join(' ');
   return oneLine([head, message].filter(Boolean).join(': ') || String(err)).slice(0, 300);
 }

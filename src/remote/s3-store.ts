@@ -32,6 +32,8 @@ export interface StoreConfig {
   multipartThreshold: number;
   partSize: number;
   maxAttempts?: number;
+  /** Idle-socket limit in ms (default 120 s, or STORAGE_SYNC_SOCKET_TIMEOUT_MS). */
+  socketTimeoutMs?: number;
 }
 
 export interface ListedObject {

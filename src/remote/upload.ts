@@ -59,6 +59,16 @@ export function contentTypeFor(key: string): string {
 
 const quote = (etag: string): string => `"${normalizeEtag(etag)}"`;
 
+/**
+ * The server stored other bytes than were sent (damaged on the way to a server that skips the
+ * Content-MD5 check, or a part, which carries none): the object now holds `stored`.
+ */
+export class StoredEtagMismatch extends ItemError {
+  constructor(op: string, key: string, readonly stored: string, expected: string) {
+    super(`S3 ${op} ${key}: stored ETag ${stored} does not match the content sent (${expected})`);
+  }
+}
+
 function etagOf(op: string, key: string, etag: string | undefined): string {
   if (!etag) throw new ItemError(`S3 ${op} ${key}: response has no ETag`);
   return normalizeEtag(etag);
@@ -96,7 +106,10 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
     });
   }
   opts.onBytes?.(data.length);
-  return { etag: etagOf('PutObject', key, res.ETag), size: data.length, multipart: false };
+  const etag = etagOf('PutObject', key, res.ETag);
+  // A plain-MD5 ETag that is not ours: the server kept damaged bytes (it did not check Content-MD5).
+  if (/^[0-9a-f]{32}$/.test(etag) && etag !== src.md5) throw new StoredEtagMismatch('PutObject', key, etag, src.md5);
+  return { etag, size: data.length, multipart: false };
 }
 
 async function checkExpected(ctx: UploadContext, key: string, opts: UploadOptions): Promise<void> {
@@ -157,7 +170,7 @@ export async function putMultipart(ctx: UploadContext, key: string, src: UploadS
     // A file smaller than one part went up as a single PutObject: its ETag is the plain MD5.
     const multipart = etagPartCount(etag) !== undefined;
     const expected = multipart ? sent.multipartEtag : src.md5;
-    if (etag !== expected) throw new ItemError(`S3 Upload ${key}: stored ETag ${etag} does not match the content sent (${expected})`);
+    if (etag !== expected) throw new StoredEtagMismatch('Upload', key, etag, expected);
     return { etag, size: src.size, multipart };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
