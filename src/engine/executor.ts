@@ -12,6 +12,7 @@ import { mapLimit } from './limit.js';
 import { tally } from './summary.js';
 import { downloadItem, uploadItem, type TransferDeps } from './transfer.js';
 import { entryFor, sameStat, statOf } from './records.js';
+import { WriteAhead, recordsFor } from './write-ahead.js';
 
 export interface ExecDeps extends TransferDeps {
   manifest: Manifest;
@@ -50,16 +51,24 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
   let transferFailed = false;
   const transfers = items.filter((i) => TRANSFERS.has(i.action));
   d.events.emit({ event: 'exec-start', internal: true, files: transfers.length, bytes: transfers.reduce((n, i) => n + i.bytes, 0) });
+  const ahead = new WriteAhead(d.manifest.journal, transfers, d, Math.max(32, d.concurrency * 4));
   await mapLimit(
     transfers,
     d.concurrency,
     async (item) => {
-      const o = await guarded(item, d, () => (item.action.endsWith('upload') ? uploadItem(item, d) : downloadItem(item, d)));
+      const o = await guarded(item, d, async () => {
+        await ahead.ready(item);
+        return item.action.endsWith('upload') ? uploadItem(item, d) : downloadItem(item, d);
+      });
       if (o.status === 'failed') transferFailed = true;
+      // A failed or interrupted transfer may have left something half done (a torn object on a
+      // server whose PUTs are not atomic, a multipart upload): its record stays for the next run.
+      if (o.status === 'done' || (o.status === 'skipped' && !d.signal.aborted)) ahead.end(item);
       report(item, o);
     },
     d.signal,
   );
+  ahead.endUnstarted();
 
   const deletes = items.filter((i) => i.action === 'delete-remote' || i.action === 'delete-local');
   if (deletes.length === 0 || d.signal.aborted) return;
@@ -68,9 +77,22 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
     return;
   }
   await deleteRemote(deletes.filter((i) => i.action === 'delete-remote'), d, report);
-  for (const item of deletes.filter((i) => i.action === 'delete-local')) {
-    if (d.signal.aborted) return;
-    report(item, await guarded(item, d, () => deleteLocal(item, d)));
+  const locals = deletes.filter((i) => i.action === 'delete-local');
+  if (locals.length === 0 || d.signal.aborted) return;
+  try {
+    await d.manifest.journal?.begin(locals.flatMap((i) => recordsFor(i, d)));
+  } catch (err) {
+    for (const item of locals) report(item, { status: 'failed', error: `${item.path}: ${oneLine(err)}` });
+    return;
+  }
+  for (const [n, item] of locals.entries()) {
+    if (d.signal.aborted) {
+      for (const rest of locals.slice(n)) d.manifest.journal?.end(rest.path);
+      return;
+    }
+    const o = await guarded(item, d, () => deleteLocal(item, d));
+    if (o.status !== 'failed') d.manifest.journal?.end(item.path);
+    report(item, o);
   }
 }
 
@@ -139,6 +161,7 @@ async function deleteRemote(all: PlanItem[], d: ExecDeps, report: (i: PlanItem, 
   const byKey = new Map(items.map((i) => [i.key, i]));
   let result: Awaited<ReturnType<S3Store['deleteMany']>>;
   try {
+    await d.manifest.journal?.begin(items.flatMap((i) => recordsFor(i, d)));
     result = await d.store.deleteMany([...byKey.keys()], d.signal);
   } catch (err) {
     for (const item of items) report(item, { status: 'failed', error: `${item.key}: ${oneLine(err)}` });
@@ -148,6 +171,7 @@ async function deleteRemote(all: PlanItem[], d: ExecDeps, report: (i: PlanItem, 
     const item = byKey.get(key);
     if (!item) continue;
     d.manifest.remove(item.path);
+    d.manifest.journal?.end(item.path);
     report(item, { status: 'done' });
   }
   for (const f of result.failed) {
