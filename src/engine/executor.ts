@@ -51,7 +51,7 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
   let transferFailed = false;
   const transfers = items.filter((i) => TRANSFERS.has(i.action));
   d.events.emit({ event: 'exec-start', internal: true, files: transfers.length, bytes: transfers.reduce((n, i) => n + i.bytes, 0) });
-  const ahead = new WriteAhead(d.manifest.journal, transfers, d, Math.max(32, d.concurrency * 4));
+  const ahead = new WriteAhead(d.manifest.journal, transfers, d);
   await mapLimit(
     transfers,
     d.concurrency,
@@ -63,7 +63,7 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
       if (o.status === 'failed') transferFailed = true;
       // A failed or interrupted transfer may have left something half done (a torn object on a
       // server whose PUTs are not atomic, a multipart upload): its record stays for the next run.
-      if (o.status === 'done' || (o.status === 'skipped' && !d.signal.aborted)) ahead.end(item);
+      ahead.finish(item, !(o.status === 'done' || (o.status === 'skipped' && !d.signal.aborted)));
       report(item, o);
     },
     d.signal,
@@ -79,21 +79,22 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
   await deleteRemote(deletes.filter((i) => i.action === 'delete-remote'), d, report);
   const locals = deletes.filter((i) => i.action === 'delete-local');
   if (locals.length === 0 || d.signal.aborted) return;
+  const records = locals.flatMap((i) => recordsFor(i, d));
+  let batch: string | undefined;
   try {
-    await d.manifest.journal?.begin(locals.flatMap((i) => recordsFor(i, d)));
+    batch = await d.manifest.journal?.begin(records);
   } catch (err) {
     for (const item of locals) report(item, { status: 'failed', error: `${item.path}: ${oneLine(err)}` });
     return;
   }
-  for (const [n, item] of locals.entries()) {
-    if (d.signal.aborted) {
-      for (const rest of locals.slice(n)) d.manifest.journal?.end(rest.path);
-      return;
-    }
+  const failed = new Set<string>();
+  for (const item of locals) {
+    if (d.signal.aborted) break;
     const o = await guarded(item, d, () => deleteLocal(item, d));
-    if (o.status !== 'failed') d.manifest.journal?.end(item.path);
+    if (o.status === 'failed') failed.add(item.path);
     report(item, o);
   }
+  d.manifest.journal?.end(batch, records.filter(([p]) => failed.has(p)));
 }
 
 /** One failing item never stops the others: every error becomes that item's outcome. */
@@ -160,24 +161,30 @@ async function deleteRemote(all: PlanItem[], d: ExecDeps, report: (i: PlanItem, 
   if (items.length === 0) return;
   const byKey = new Map(items.map((i) => [i.key, i]));
   let result: Awaited<ReturnType<S3Store['deleteMany']>>;
+  const records = items.flatMap((i) => recordsFor(i, d));
+  let batch: string | undefined;
   try {
-    await d.manifest.journal?.begin(items.flatMap((i) => recordsFor(i, d)));
+    batch = await d.manifest.journal?.begin(records);
     result = await d.store.deleteMany([...byKey.keys()], d.signal);
   } catch (err) {
     for (const item of items) report(item, { status: 'failed', error: `${item.key}: ${oneLine(err)}` });
+    // Interrupted or failed part way: which deletes happened is for the next run to find out.
     return;
   }
   for (const key of result.deleted) {
     const item = byKey.get(key);
     if (!item) continue;
     d.manifest.remove(item.path);
-    d.manifest.journal?.end(item.path);
     report(item, { status: 'done' });
   }
+  const failed = new Set<string>();
   for (const f of result.failed) {
     const item = byKey.get(f.key);
-    if (item) report(item, { status: 'failed', error: `${f.key}: ${f.error}` });
+    if (!item) continue;
+    failed.add(item.path);
+    report(item, { status: 'failed', error: `${f.key}: ${f.error}` });
   }
+  d.manifest.journal?.end(batch, records.filter(([p]) => failed.has(p)));
 }
 
 function count(item: PlanItem, o: Outcome, s: Summary): void {

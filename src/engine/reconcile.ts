@@ -64,7 +64,6 @@ export async function reconcile(d: ReconcileDeps): Promise<Reconciled> {
     try {
       const changed = d.rebase ? await forget(p, r, d) : await settle(p, r, d, warn);
       if (changed) out.changedBase = true;
-      journal.end(p);
       out.settled++;
     } catch (err) {
       if (d.signal.aborted) return;
@@ -75,7 +74,10 @@ export async function reconcile(d: ReconcileDeps): Promise<Reconciled> {
   if (failures.length > 0) {
     throw new SyncError(`cannot settle what an interrupted run left unfinished (${failures.length} item(s)), nothing synced: ${failures[0]}`);
   }
+  // Settling again is harmless (each step checks what is there), so the records go only once
+  // every one is settled and what settling recorded is committed.
   await d.manifest.flush();
+  await journal.clear();
   return out;
 }
 

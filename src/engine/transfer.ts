@@ -64,7 +64,7 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
     // A remote version this upload replaces without the base knowing it is kept, like a local one.
     if (item.remote && (item.action === 'conflict-upload' || item.reason === 'first-run-differs')) await keepRemoteLoser(item, d);
     res = await withProgress(d, item.path, local.size, () =>
-      d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect, ...noteUploadId(d, item.path) }),
+      d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect, ...noteUploadId(d, item.path, item.key) }),
     );
   } catch (err) {
     if (err instanceof ItemError && /changed since it was listed/.test(err.message)) {
@@ -121,10 +121,10 @@ export async function downloadItem(item: PlanItem, d: TransferDeps): Promise<Out
   return { status: 'done' };
 }
 
-/** A multipart upload's id goes into the item's journal record before its first part is sent. */
-function noteUploadId(d: TransferDeps, p: string): { onMultipartStart?: (id: string) => Promise<void> } {
+/** A multipart upload's id goes into the journal before its first part is sent. */
+function noteUploadId(d: TransferDeps, p: string, key: string): { onMultipartStart?: (id: string) => Promise<void> } {
   const journal = d.manifest.journal;
-  return journal ? { onMultipartStart: (uploadId) => journal.note(p, { uploadId }) } : {};
+  return journal ? { onMultipartStart: (uploadId) => journal.noteUpload(p, { runId: d.runId, key, uploadId, at: Date.now() }) } : {};
 }
 
 /** GET into a temp file beside `dest`, verify, then rename; retried when the body breaks off. */
@@ -169,7 +169,7 @@ async function keepBothUpload(item: PlanItem, d: TransferDeps): Promise<void> {
   const local = item.local!;
   const moved = statOf(to)!;
   const t = nowNs();
-  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal, expect: 'absent', ...noteUploadId(d, kb.path) });
+  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal, expect: 'absent', ...noteUploadId(d, kb.path, kb.key) });
   d.manifest.put(kb.path, entryFor(kb.key, { ...moved, md5: local.md5!, xxh64: local.xxh64! }, { etag: res.etag, size: moved.size, lastModified: Date.now(), md5: local.md5! }, t));
 }
 

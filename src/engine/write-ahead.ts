@@ -65,20 +65,27 @@ export function recordsFor(item: PlanItem, c: RecordContext): [string, JournalRe
 }
 
 /**
- * Commits the records of `items` in windows of `size`, in the order the executor starts them, the
- * next window while the current one is half used. An item waits for its own window's commit.
+ * Commits the records of `items` in windows, in the order the executor starts them, the next
+ * window once the current one is half used; an item waits for its own window's commit. A commit
+ * costs about one disk flush whatever its size, so windows grow (first from `first` records,
+ * doubling up to `max`): the first transfer starts after a small commit, and a long run of small
+ * transfers pays one flush per `max` items. What a kill leaves is then at most two windows of
+ * records, each one HEAD at most for the next run.
  */
 export class WriteAhead {
   private readonly index = new Map<PlanItem, number>();
-  private readonly windows: Promise<void>[] = [];
-  private readonly keys = new Map<PlanItem, string[]>();
+  private readonly windows: Window[] = [];
+  /** starts[k]: index of the first item of window k. */
+  private readonly starts: number[] = [0];
   private readonly started = new Set<PlanItem>();
+  private readonly windowOf = new Map<PlanItem, Window>();
 
   constructor(
     private readonly journal: Journal | undefined,
     private readonly items: PlanItem[],
     private readonly c: RecordContext,
-    private readonly size: number,
+    private readonly first = 32,
+    private readonly max = 512,
   ) {
     items.forEach((it, i) => this.index.set(it, i));
   }
@@ -87,33 +94,65 @@ export class WriteAhead {
   async ready(item: PlanItem): Promise<void> {
     if (!this.journal) return;
     const i = this.index.get(item) ?? 0;
-    const w = Math.floor(i / this.size);
-    const upto = i % this.size >= this.size / 2 ? w + 1 : w;
-    for (let k = this.windows.length; k <= upto && k * this.size < this.items.length; k++) this.windows.push(this.write(k));
+    let w = 0;
+    while (this.start(w + 1) <= i) w++;
+    const halfway = i >= (this.start(w) + this.start(w + 1)) / 2;
+    for (let k = this.windows.length; k <= (halfway ? w + 1 : w) && this.start(k) < this.items.length; k++) this.windows.push(this.write(k));
     this.started.add(item);
-    await this.windows[w];
+    await this.windows[w]!.written;
   }
 
-  /** The item's side effect is over and recorded: its records go. */
-  end(item: PlanItem): void {
-    for (const p of this.keys.get(item) ?? []) this.journal?.end(p);
-    this.keys.delete(item);
+  /**
+   * The item's side effect is over. `keep`: it may have left something half done (failed or
+   * interrupted), so its records stay for the next run to settle.
+   */
+  finish(item: PlanItem, keep: boolean): void {
+    if (!this.journal) return;
+    const w = this.windowOf.get(item);
+    if (!w) return;
+    for (const [p] of w.records.get(item) ?? []) this.journal.endUpload(p);
+    w.pending.delete(item);
+    if (keep) w.keep.push(item);
+    if (w.pending.size === 0) this.close(w);
   }
 
-  /** Records written ahead for items that never started (a stop, a failure) go too. */
+  /** After the last transfer: records written ahead for items that never started go too. */
   endUnstarted(): void {
-    for (const item of [...this.keys.keys()]) if (!this.started.has(item)) this.end(item);
+    for (const w of this.windows) {
+      for (const item of [...w.pending]) if (!this.started.has(item)) w.pending.delete(item);
+      if (w.pending.size === 0 && !w.closed) this.close(w);
+    }
   }
 
-  private write(k: number): Promise<void> {
-    const records: [string, JournalRecord][] = [];
-    for (const item of this.items.slice(k * this.size, (k + 1) * this.size)) {
-      const rs = recordsFor(item, this.c);
-      this.keys.set(item, rs.map(([p]) => p));
-      records.push(...rs);
-    }
-    const p = this.journal!.begin(records);
-    p.catch(() => undefined);
-    return p;
+  private close(w: Window): void {
+    w.closed = true;
+    void w.written.then((id) => this.journal!.end(id, w.keep.flatMap((i) => w.records.get(i) ?? [])), () => undefined);
   }
+
+  private start(k: number): number {
+    while (this.starts.length <= k) {
+      const n = this.starts.length - 1;
+      this.starts.push(this.starts[n]! + Math.min(this.max, this.first * 2 ** n));
+    }
+    return this.starts[k]!;
+  }
+
+  private write(k: number): Window {
+    const records = new Map<PlanItem, [string, JournalRecord][]>();
+    for (const item of this.items.slice(this.start(k), this.start(k + 1))) records.set(item, recordsFor(item, this.c));
+    const written = this.journal!.begin([...records.values()].flat());
+    written.catch(() => undefined);
+    const w: Window = { written, records, pending: new Set(records.keys()), keep: [], closed: false };
+    for (const item of records.keys()) this.windowOf.set(item, w);
+    return w;
+  }
+}
+
+interface Window {
+  /** Resolves with the batch id once committed. */
+  written: Promise<string | undefined>;
+  records: Map<PlanItem, [string, JournalRecord][]>;
+  pending: Set<PlanItem>;
+  keep: PlanItem[];
+  closed: boolean;
 }

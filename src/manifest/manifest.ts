@@ -5,7 +5,7 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { BaseEntry } from '../core/types.js';
 import { SafetyError, SyncError, UsageError, oneLine } from '../core/errors.js';
-import { Journal, type JournalRecord } from './journal.js';
+import { Journal, type JournalStored } from './journal.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -189,7 +189,7 @@ export class Manifest {
 /** A read-only environment has no journal db until a changing run has written one. */
 function openJournal(env: RootDatabase, readOnly: boolean): Journal | undefined {
   try {
-    const db = env.openDB<JournalRecord, string>({ name: JOURNAL });
+    const db = env.openDB<JournalStored, string>({ name: JOURNAL });
     db.getKeysCount();
     return new Journal(db, !readOnly);
   } catch (err) {
