@@ -13,6 +13,8 @@ import { md5, runCli, type CliResult, type Project } from '../support/harness.js
 import { Manifest, profilePaths } from '../../src/manifest/manifest.js';
 import { Journal, type JournalRecord } from '../../src/manifest/journal.js';
 import { newRunId } from '../../src/engine/run.js';
+import { WriteAhead } from '../../src/engine/write-ahead.js';
+import type { PlanItem } from '../../src/core/types.js';
 import { statOf } from '../../src/engine/records.js';
 import { tempNameFor } from '../../src/local/scan.js';
 import { getXxh64 } from '../../src/local/xxh.js';
@@ -255,5 +257,29 @@ test('journal commits: none on an unchanged run, one per window of transfers, th
     assert.deepEqual(commits, [], 'an unchanged run writes no journal record');
   } finally {
     Journal.prototype.begin = begin;
+  }
+});
+
+test('a window keeps only the records of items that failed or were interrupted; unstarted ones go', async () => {
+  const m = Manifest.open(manifestFile(), { readOnly: false });
+  try {
+    const item = (i: number): PlanItem => ({
+      path: `media/w${i}`, key: `media/w${i}`, mapping: 0, action: 'upload', reason: 'local-new', bytes: 1,
+      local: { size: 1, mtimeNs: '1', ino: i, md5: 'a'.repeat(32), xxh64: 'b'.repeat(16) },
+    });
+    const items = Array.from({ length: 10 }, (_, i) => item(i));
+    const ahead = new WriteAhead(m.journal, items, { root: p.root, runId: newRunId(new Date()), uploadsAllowed: true }, 4, 4);
+    for (const i of [0, 1, 2, 3, 4]) await ahead.ready(items[i]!);
+    assert.deepEqual(m.journal!.unfinished().map(([k]) => k).sort(), items.slice(0, 8).map((i) => i.path), 'two windows written ahead');
+    ahead.finish(items[0]!, false);
+    ahead.finish(items[1]!, true); // failed half way
+    ahead.finish(items[2]!, false);
+    ahead.finish(items[3]!, false);
+    ahead.finish(items[4]!, false);
+    ahead.endUnstarted();
+    await m.flush();
+    assert.deepEqual(m.journal!.unfinished().map(([k]) => k), ['media/w1']);
+  } finally {
+    await m.close();
   }
 });
