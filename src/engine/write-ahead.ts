@@ -110,7 +110,8 @@ export class WriteAhead {
     if (!this.journal) return;
     const w = this.windowOf.get(item);
     if (!w) return;
-    for (const [p] of w.records.get(item) ?? []) this.journal.endUpload(p);
+    // A failed multipart upload keeps its UploadId note: the next run aborts its parts.
+    if (!keep) for (const [p] of w.records.get(item) ?? []) this.journal.endUpload(p);
     w.pending.delete(item);
     if (keep) w.keep.push(item);
     if (w.pending.size === 0) this.close(w);
@@ -126,7 +127,9 @@ export class WriteAhead {
 
   private close(w: Window): void {
     w.closed = true;
-    void w.written.then((id) => this.journal!.end(id, w.keep.flatMap((i) => w.records.get(i) ?? [])), () => undefined);
+    const journal = this.journal!;
+    // Ends once its batch is committed (a window written ahead may still be on its way).
+    journal.track(w.written.then((id) => journal.end(id, w.keep.flatMap((i) => w.records.get(i) ?? [])), () => undefined));
   }
 
   private start(k: number): number {

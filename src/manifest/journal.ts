@@ -74,7 +74,8 @@ const BATCH = 'b/';
 const UPLOAD = 'u/';
 
 export class Journal {
-  private lastWrite: Promise<unknown> = Promise.resolve();
+  /** Writes not waited for yet: flush() waits for them all. */
+  private readonly pending = new Set<Promise<unknown>>();
   private failure: unknown;
   private seq = 0;
   /** Batch ids stay unique even if the same run id opened the journal twice. */
@@ -146,15 +147,17 @@ export class Journal {
   }
 
   async flush(): Promise<void> {
-    await this.lastWrite.catch(() => undefined);
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     this.check();
   }
 
-  private track(w: Promise<boolean>): void {
-    w.catch((err: unknown) => {
+  /** Also waited for by flush(): e.g. an end that waits for its batch's commit first. */
+  track(w: Promise<unknown>): void {
+    const p = w.catch((err: unknown) => {
       this.failure ??= err;
     });
-    this.lastWrite = w;
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
   }
 
   private check(): void {

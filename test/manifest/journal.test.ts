@@ -271,14 +271,16 @@ test('a window keeps only the records of items that failed or were interrupted; 
     const ahead = new WriteAhead(m.journal, items, { root: p.root, runId: newRunId(new Date()), uploadsAllowed: true }, 4, 4);
     for (const i of [0, 1, 2, 3, 4]) await ahead.ready(items[i]!);
     assert.deepEqual(m.journal!.unfinished().map(([k]) => k).sort(), items.slice(0, 8).map((i) => i.path), 'two windows written ahead');
+    await m.journal!.noteUpload('media/w1', { runId: 'r', key: 'media/w1', uploadId: 'up-1', at: Date.now() });
+    await m.journal!.noteUpload('media/w2', { runId: 'r', key: 'media/w2', uploadId: 'up-2', at: Date.now() });
     ahead.finish(items[0]!, false);
-    ahead.finish(items[1]!, true); // failed half way
+    ahead.finish(items[1]!, true); // failed half way: its multipart upload is still to be aborted
     ahead.finish(items[2]!, false);
     ahead.finish(items[3]!, false);
     ahead.finish(items[4]!, false);
     ahead.endUnstarted();
     await m.flush();
-    assert.deepEqual(m.journal!.unfinished().map(([k]) => k), ['media/w1']);
+    assert.deepEqual(m.journal!.unfinished().map(([k, r]) => [k, r.uploadId]), [['media/w1', 'up-1']]);
   } finally {
     await m.close();
   }
