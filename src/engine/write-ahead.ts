@@ -128,8 +128,12 @@ export class WriteAhead {
   private close(w: Window): void {
     w.closed = true;
     const journal = this.journal!;
+    const keep = w.keep.flatMap((i) => w.records.get(i) ?? []);
+    // A long run holds only its open windows' records.
+    for (const item of w.records.keys()) this.windowOf.delete(item);
+    w.records.clear();
     // Ends once its batch is committed (a window written ahead may still be on its way).
-    journal.track(w.written.then((id) => journal.end(id, w.keep.flatMap((i) => w.records.get(i) ?? [])), () => undefined));
+    journal.track(w.written.then((id) => journal.end(id, keep), () => undefined));
   }
 
   private start(k: number): number {
