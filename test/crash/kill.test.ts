@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startS3Server } from '../support/s3-server.js';
 import { makeProject, spawnCli } from '../support/harness.js';
+import { Manifest, profilePaths } from '../../src/manifest/manifest.js';
 import { Bucket, MiB, checkConverged, checkNoPartial, keyOf, killAt, localFiles, md5, remoteFiles, rng, tempsUnder, type KillPoint } from './world.js';
 
 const ROUNDS = Number(process.env.STORAGE_SYNC_KILL_POINTS ?? 24);
@@ -90,8 +91,12 @@ test(`SIGKILL/SIGINT at ${ROUNDS} points (seed ${SEED}): every rerun converges, 
         if (killed.result.code === 130) assert.deepEqual(tempsUnder(p.root), [], `${label}: a SIGINT leaves no temp file`);
       }
       checkNoPartial(p, before, label);
+      const left = { temps: tempsUnder(p.root).length, records: journalRecords(p.root) };
 
       const again = await spawnCli(['sync', '--json', ...MODE_ARGS[mode]], { cwd: p.root, env: s3.env });
+      const said = (re: RegExp): number => again.events.filter((e) => e['event'] === 'warning' && re.test(String(e['message']))).length;
+      kinds[kinds.length - 1] += `; left ${left.records} journal records, ${left.temps} temp files; the rerun recorded ${said(/uploaded by the interrupted run/)} finished uploads, ` +
+        `finished ${said(/download finished/)} downloads from their temp files, found ${said(/torn object/)} torn objects`;
       assert.equal(again.code, 0, `${label}: rerun exit ${again.code}: ${again.stderr}${again.stdout.slice(-2000)}`);
       assert.equal(again.summary?.['conflicts'], 0, `${label}: the rerun saw a conflict`);
       if (mode === 'upload') {
@@ -168,3 +173,14 @@ test(`SIGKILL/SIGINT at ${ROUNDS} points (seed ${SEED}): every rerun converges, 
     model.set(big, md5(data));
   }
 });
+
+function journalRecords(root: string): number {
+  const file = profilePaths(path.join(root, 'manifests'), 'default').manifest;
+  if (!fs.existsSync(file)) return 0;
+  const m = Manifest.open(file, { readOnly: true });
+  try {
+    return m.journal?.count() ?? 0;
+  } finally {
+    void m.close();
+  }
+}
