@@ -12,6 +12,7 @@ import { mapLimit } from './limit.js';
 import { tally } from './summary.js';
 import { downloadItem, uploadItem, type TransferDeps } from './transfer.js';
 import { entryFor, sameStat, statOf } from './records.js';
+import { WriteAhead, recordsFor } from './write-ahead.js';
 
 export interface ExecDeps extends TransferDeps {
   manifest: Manifest;
@@ -50,16 +51,24 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
   let transferFailed = false;
   const transfers = items.filter((i) => TRANSFERS.has(i.action));
   d.events.emit({ event: 'exec-start', internal: true, files: transfers.length, bytes: transfers.reduce((n, i) => n + i.bytes, 0) });
+  const ahead = new WriteAhead(d.manifest.journal, transfers, d);
   await mapLimit(
     transfers,
     d.concurrency,
     async (item) => {
-      const o = await guarded(item, d, () => (item.action.endsWith('upload') ? uploadItem(item, d) : downloadItem(item, d)));
+      const o = await guarded(item, d, async () => {
+        await ahead.ready(item);
+        return item.action.endsWith('upload') ? uploadItem(item, d) : downloadItem(item, d);
+      });
       if (o.status === 'failed') transferFailed = true;
+      // A failed or interrupted transfer may have left something half done (a torn object on a
+      // server whose PUTs are not atomic, a multipart upload): its record stays for the next run.
+      ahead.finish(item, !(o.status === 'done' || (o.status === 'skipped' && !d.signal.aborted)));
       report(item, o);
     },
     d.signal,
   );
+  ahead.endUnstarted();
 
   const deletes = items.filter((i) => i.action === 'delete-remote' || i.action === 'delete-local');
   if (deletes.length === 0 || d.signal.aborted) return;
@@ -68,10 +77,24 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
     return;
   }
   await deleteRemote(deletes.filter((i) => i.action === 'delete-remote'), d, report);
-  for (const item of deletes.filter((i) => i.action === 'delete-local')) {
-    if (d.signal.aborted) return;
-    report(item, await guarded(item, d, () => deleteLocal(item, d)));
+  const locals = deletes.filter((i) => i.action === 'delete-local');
+  if (locals.length === 0 || d.signal.aborted) return;
+  const records = locals.flatMap((i) => recordsFor(i, d));
+  let batch: string | undefined;
+  try {
+    batch = await d.manifest.journal?.begin(records);
+  } catch (err) {
+    for (const item of locals) report(item, { status: 'failed', error: `${item.path}: ${oneLine(err)}` });
+    return;
   }
+  const failed = new Set<string>();
+  for (const item of locals) {
+    if (d.signal.aborted) break;
+    const o = await guarded(item, d, () => deleteLocal(item, d));
+    if (o.status === 'failed') failed.add(item.path);
+    report(item, o);
+  }
+  d.manifest.journal?.end(batch, records.filter(([p]) => failed.has(p)));
 }
 
 /** One failing item never stops the others: every error becomes that item's outcome. */
@@ -138,10 +161,14 @@ async function deleteRemote(all: PlanItem[], d: ExecDeps, report: (i: PlanItem, 
   if (items.length === 0) return;
   const byKey = new Map(items.map((i) => [i.key, i]));
   let result: Awaited<ReturnType<S3Store['deleteMany']>>;
+  const records = items.flatMap((i) => recordsFor(i, d));
+  let batch: string | undefined;
   try {
+    batch = await d.manifest.journal?.begin(records);
     result = await d.store.deleteMany([...byKey.keys()], d.signal);
   } catch (err) {
     for (const item of items) report(item, { status: 'failed', error: `${item.key}: ${oneLine(err)}` });
+    // Interrupted or failed part way: which deletes happened is for the next run to find out.
     return;
   }
   for (const key of result.deleted) {
@@ -150,10 +177,14 @@ async function deleteRemote(all: PlanItem[], d: ExecDeps, report: (i: PlanItem, 
     d.manifest.remove(item.path);
     report(item, { status: 'done' });
   }
+  const failed = new Set<string>();
   for (const f of result.failed) {
     const item = byKey.get(f.key);
-    if (item) report(item, { status: 'failed', error: `${f.key}: ${f.error}` });
+    if (!item) continue;
+    failed.add(item.path);
+    report(item, { status: 'failed', error: `${f.key}: ${f.error}` });
   }
+  d.manifest.journal?.end(batch, records.filter(([p]) => failed.has(p)));
 }
 
 function count(item: PlanItem, o: Outcome, s: Summary): void {

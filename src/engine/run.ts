@@ -21,6 +21,7 @@ import { isReported, summarizeDryRun } from './summary.js';
 import { checkPlanFresh, loadPlan, savePlan, type PlanFile } from './plan-file.js';
 import { dropDrifted } from './drift.js';
 import { nowNs } from './records.js';
+import { reconcile, unfinishedCount } from './reconcile.js';
 import type { Settings } from './settings.js';
 
 export interface RunRequest {
@@ -89,6 +90,19 @@ export async function run(req: RunRequest): Promise<RunResult> {
     manifest = Manifest.open(paths.manifest, { readOnly: !changes });
     const rebase = manifest.checkRemote(identity, s.force) === 'rebased';
     events.emit({ event: 'start', runId, mode: s.mode, dryRun: !changes, profile: s.profile, bucket: c.bucket });
+    // What a killed run left half done is settled before anything is planned on top of it.
+    let deadRuns = new Set<string>();
+    if (changes) {
+      const r = await reconcile({
+        root: s.root, runId, store, manifest, events, signal: req.signal, concurrency: s.concurrency,
+        trash: s.trash ? new Trash(path.join(paths.trash, runId)) : undefined, trashDir: path.join(paths.trash, runId),
+        multipartThreshold: s.multipartThreshold, rebase,
+      });
+      deadRuns = r.deadRuns;
+      if (r.changedBase) await manifest.bumpGeneration();
+    } else if (unfinishedCount(manifest.journal) > 0) {
+      events.emit({ event: 'warning', message: `an interrupted run left ${unfinishedCount(manifest.journal)} item(s) unfinished; the next sync settles them first, and may decide differently` });
+    }
 
     const scanStartedNs = nowNs();
     const g = await gather({ settings: s, store, manifest, hasher, events, signal: req.signal, useBase: !rebase });
@@ -130,7 +144,7 @@ export async function run(req: RunRequest): Promise<RunResult> {
       return finish(summary, started, events, { runId, plan, gathered: g, ...(planFile ? { planFile } : {}), ...(planData ? { planData } : {}) });
     }
 
-    removeLeftovers(s.root, g.temps);
+    removeLeftovers(s.root, g.temps, deadRuns);
     await manifest.bindRemote(identity, rebase);
     await manifest.bumpGeneration();
     const trashDir = path.join(paths.trash, runId);
@@ -162,7 +176,7 @@ export async function run(req: RunRequest): Promise<RunResult> {
 }
 
 /** Exactly our temp names (`.<name>.ssync-<run id>.tmp`), with the run id newRunId makes. */
-const LEFTOVER = /\.ssync-\d{8}-\d{6}-[0-9a-f]{6}\.tmp$/;
+const LEFTOVER = /\.ssync-(\d{8}-\d{6}-[0-9a-f]{6})\.tmp$/;
 /**
  * A download writes its temp file continuously and gives up after the socket timeout (2 min): one
  * untouched for longer belongs to a run that is gone. The age matters because the lock is per
@@ -170,10 +184,16 @@ const LEFTOVER = /\.ssync-\d{8}-\d{6}-[0-9a-f]{6}\.tmp$/;
  */
 const LEFTOVER_AGE_MS = 5 * 60_000;
 
-function removeLeftovers(root: string, temps: string[]): void {
+function removeLeftovers(root: string, temps: string[], deadRuns: Set<string>): void {
   for (const t of temps) {
-    if (!LEFTOVER.test(t)) continue;
+    const m = LEFTOVER.exec(t);
+    if (!m) continue;
     const abs = path.join(root, t);
+    // A run of this profile whose journal records we found is gone: its temp files go now.
+    if (deadRuns.has(m[1]!)) {
+      fs.rmSync(abs, { force: true });
+      continue;
+    }
     const st = fs.statSync(abs, { throwIfNoEntry: false });
     if (st && Date.now() - st.mtimeMs > LEFTOVER_AGE_MS) fs.rmSync(abs, { force: true });
   }

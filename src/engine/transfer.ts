@@ -68,7 +68,7 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
     for (let attempt = 1; !res; attempt++) {
       try {
         res = await withProgress(d, item.path, local.size, () =>
-          d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect }),
+          d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect, ...noteUploadId(d, item.path, item.key) }),
         );
       } catch (err) {
         // Damaged on the way: the object now holds what the server got, which is ours to replace.
@@ -131,6 +131,12 @@ export async function downloadItem(item: PlanItem, d: TransferDeps): Promise<Out
   return { status: 'done' };
 }
 
+/** A multipart upload's id goes into the journal before its first part is sent. */
+function noteUploadId(d: TransferDeps, p: string, key: string): { onMultipartStart?: (id: string) => Promise<void> } {
+  const journal = d.manifest.journal;
+  return journal ? { onMultipartStart: (uploadId) => journal.noteUpload(p, { runId: d.runId, key, uploadId, at: Date.now() }) } : {};
+}
+
 /** GET into a temp file beside `dest`, verify, then rename; retried when the body breaks off. */
 async function fetchAtomic(
   key: string,
@@ -173,7 +179,7 @@ async function keepBothUpload(item: PlanItem, d: TransferDeps): Promise<void> {
   const local = item.local!;
   const moved = statOf(to)!;
   const t = nowNs();
-  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal, expect: 'absent' });
+  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal, expect: 'absent', ...noteUploadId(d, kb.path, kb.key) });
   d.manifest.put(kb.path, entryFor(kb.key, { ...moved, md5: local.md5!, xxh64: local.xxh64! }, { etag: res.etag, size: moved.size, lastModified: Date.now(), md5: local.md5! }, t));
 }
 

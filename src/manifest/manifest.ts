@@ -6,6 +6,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { BaseEntry } from '../core/types.js';
 import { SafetyError, SyncError, UsageError, oneLine } from '../core/errors.js';
 import { lmdbFileProblem } from './lmdb-check.js';
+import { Journal, type JournalStored } from './journal.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -31,6 +32,7 @@ export interface RemoteIdentity {
 
 const ENTRY = 'entries';
 const META = 'meta';
+const JOURNAL = 'journal';
 
 export class Manifest {
   private constructor(
@@ -42,6 +44,8 @@ export class Manifest {
 
   private lastWrite: Promise<unknown> = Promise.resolve();
   private failure: unknown;
+  /** The write-ahead journal of changing runs (absent when nothing was ever journaled read-only). */
+  journal: Journal | undefined;
 
   /**
    * Opens the manifest at `file`. Read-only mode (dry runs, status) never creates anything: a
@@ -65,6 +69,7 @@ export class Manifest {
     const meta = env.openDB<unknown, string>({ name: META });
     const m = new Manifest(env, entries, meta, opts.readOnly);
     m.checkFormat(file, exists);
+    m.journal = openJournal(env, opts.readOnly);
     return m;
   }
 
@@ -149,6 +154,7 @@ export class Manifest {
 
   async flush(): Promise<void> {
     await this.lastWrite.catch(() => undefined);
+    if (!this.readOnly) await this.journal?.flush();
     if (this.failure) throw new SyncError(`manifest write failed: ${oneLine(this.failure)}`, { cause: this.failure });
   }
 
@@ -209,6 +215,18 @@ export class Manifest {
   private writable(): Database<StoredEntry, string> {
     if (!this.entries || this.readOnly) throw new Error('manifest opened read-only');
     return this.entries;
+  }
+}
+
+/** A read-only environment has no journal db until a changing run has written one. */
+function openJournal(env: RootDatabase, readOnly: boolean): Journal | undefined {
+  try {
+    const db = env.openDB<JournalStored, string>({ name: JOURNAL });
+    db.getKeysCount();
+    return new Journal(db, !readOnly);
+  } catch (err) {
+    if (readOnly) return undefined;
+    throw err;
   }
 }
 

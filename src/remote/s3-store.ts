@@ -5,7 +5,9 @@
 
 import { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -191,6 +193,26 @@ export class S3Store {
 
   close(): void {
     this.client.destroy();
+  }
+
+  /** Drops an unfinished multipart upload and its parts; one already gone counts as done. */
+  async abortMultipart(key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
+    const cmd = new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: key, UploadId: uploadId });
+    await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
+      if (statusOf(err) === 404 || (err as SdkError).name === 'NoSuchUpload') return;
+      throw this.failure.of('AbortMultipartUpload', key, err, signal);
+    });
+  }
+
+  /** Unfinished multipart uploads of exactly `key` (R2 and AWS list them; test servers may not). */
+  async multipartUploads(key: string, signal?: AbortSignal): Promise<{ uploadId: string; initiated: number }[]> {
+    const cmd = new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: key });
+    const res = await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
+      throw this.failure.of('ListMultipartUploads', key, err, signal);
+    });
+    return (res.Uploads ?? [])
+      .filter((u) => u.Key === key && u.UploadId)
+      .map((u) => ({ uploadId: u.UploadId!, initiated: u.Initiated?.getTime() ?? 0 }));
   }
 
   private async headObject(key: string, partNumber: number | undefined, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {

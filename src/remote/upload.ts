@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Transform } from 'node:stream';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ItemError, oneLine } from '../core/errors.js';
 import { EtagHasher, etagPartCount, normalizeEtag, partSizeFor } from './etag.js';
@@ -29,6 +29,11 @@ export interface UploadOptions {
   expect?: { etag: string } | 'absent';
   /** Called with each increment of bytes sent (not a running total). */
   onBytes?: (n: number) => void;
+  /**
+   * Multipart only: called with the UploadId once the upload is created, and awaited before any
+   * part is sent (the journal records it, so a killed run's parts can be aborted).
+   */
+  onMultipartStart?: (uploadId: string) => Promise<void>;
 }
 
 export interface UploadResult {
@@ -141,7 +146,7 @@ export async function putMultipart(ctx: UploadContext, key: string, src: UploadS
   file.on('error', (err) => verified.destroy(new ItemError(oneLine(err), { cause: err })));
   file.pipe(verified);
   const upload = new Upload({
-    client: ctx.client,
+    client: opts.onMultipartStart ? announcingCreate(ctx.client, opts.onMultipartStart) : ctx.client,
     partSize,
     queueSize: 4,
     leavePartsOnError: false,
@@ -179,4 +184,21 @@ export async function putMultipart(ctx: UploadContext, key: string, src: UploadS
     file.destroy();
     verified.destroy();
   }
+}
+
+/**
+ * lib-storage keeps the UploadId to itself until it is done (`uploadId` is set but no event
+ * says so): the client it is given hands the CreateMultipartUpload answer to `onStart` first.
+ */
+function announcingCreate(client: S3Client, onStart: (uploadId: string) => Promise<void>): S3Client {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop !== 'send') return Reflect.get(target, prop, receiver) as unknown;
+      return async (...args: Parameters<S3Client['send']>) => {
+        const res = (await (target.send as (...a: unknown[]) => Promise<unknown>)(...args)) as { UploadId?: string };
+        if (args[0] instanceof CreateMultipartUploadCommand && res.UploadId) await onStart(res.UploadId);
+        return res;
+      };
+    },
+  });
 }
