@@ -50,7 +50,7 @@ const tmux = (...args: string[]) => run('tmux', ['-L', socket, ...args]);
 const screen = async (): Promise<string> => (await tmux('capture-pane', '-p', '-t', 'repl')).stdout;
 
 /** Polls the screen until `ok` holds, up to a deadline; returns the screen it held on. */
-async function until(what: string, ok: (s: string) => boolean, ms = 40_000): Promise<string> {
+async function until(what: string, ok: (s: string) => boolean, ms = 90_000): Promise<string> {
   const deadline = Date.now() + ms;
   let s = '';
   while (Date.now() < deadline) {
@@ -62,7 +62,7 @@ async function until(what: string, ok: (s: string) => boolean, ms = 40_000): Pro
 }
 
 /** The session ends when the REPL exits (its command was the pane's only process). */
-async function gone(ms = 15_000): Promise<void> {
+async function gone(ms = 45_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await tmux('has-session', '-t', 'repl').then(() => false, () => true)) return;
