@@ -9,7 +9,7 @@ import { scanMapping } from '../local/scan.js';
 import { makeFilter } from '../local/filter.js';
 import type { Hasher } from '../local/hasher.js';
 import type { HashTask } from '../local/hash-worker.js';
-import type { S3Store, ListedObject } from '../remote/s3-store.js';
+import { LIST_CHAINS, PARALLEL_LIST_MIN, type S3Store, type ListedObject } from '../remote/s3-store.js';
 import { partSizeFor } from '../remote/etag.js';
 import type { Manifest, StoredEntry } from '../manifest/manifest.js';
 import type { EventStream } from './events.js';
@@ -39,10 +39,19 @@ export interface GatherDeps {
   useBase: boolean;
 }
 
-async function listMapping(store: S3Store, prefix: string, signal: AbortSignal): Promise<ListedObject[]> {
-  const out: ListedObject[] = [];
-  for await (const page of store.list(prefix, signal)) out.push(...page);
-  return out;
+function listMapping(d: GatherDeps, prefix: string, hints: string[]): Promise<ListedObject[]> {
+  const onNote = (message: string): void => d.events.emit({ event: 'note', internal: true, message });
+  const p = d.store.listAll(prefix, { signal: d.signal, hints, chains: Math.max(2, Math.min(d.settings.concurrency, LIST_CHAINS)), onNote });
+  p.catch(() => undefined);
+  return p;
+}
+
+/** The keys the manifest knew under a mapping last run: where its listing splits into ranges. */
+function baseKeys(manifest: Manifest, m: Mapping): string[] {
+  const keys: string[] = [];
+  const prefixLen = m.local.length + 1;
+  for (const p of manifest.pathsUnder(m.local)) keys.push(joinKey(m.remote, p.slice(prefixLen)));
+  return keys;
 }
 
 /** Keeps a local name from becoming a key that could not come back as the same path. */
@@ -53,14 +62,21 @@ function localNameProblem(rel: string, key: string): string | undefined {
 }
 
 export async function gather(d: GatherDeps): Promise<Gathered> {
-  const { settings, store, manifest, events, signal } = d;
+  const { settings, manifest, events } = d;
   const filter = makeFilter(settings.include, settings.exclude);
   const t0 = Date.now();
-  // Listing first: its requests are in flight while the synchronous walk runs.
-  const listings = settings.mappings.map((m) => listMapping(store, m.remote, signal));
-  listings.forEach((p) => p.catch(() => undefined));
+  // Listing first: its requests are in flight while the synchronous walk runs. Its ranges come
+  // from last run's keys; without enough of them (a first run) the walk goes first and the local
+  // paths say where to split.
+  const listings: (Promise<ListedObject[]> | undefined)[] = settings.mappings.map((m) => {
+    const hints = d.useBase ? baseKeys(manifest, m) : [];
+    return hints.length >= PARALLEL_LIST_MIN ? listMapping(d, m.remote, hints) : undefined;
+  });
 
   const scans = settings.mappings.map((m) => scanMapping(settings.root, m.local, filter));
+  const listed = settings.mappings.map(
+    (m, i) => listings[i] ?? listMapping(d, m.remote, [...scans[i]!.files.keys()].map((rel) => joinKey(m.remote, rel))),
+  );
   const localFiles = scans.reduce((n, s) => n + s.files.size, 0);
   events.emit({ event: 'scan', phase: 'local', files: localFiles, durationMs: Date.now() - t0 });
   for (const [i, s] of scans.entries()) {
@@ -70,7 +86,7 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   }
 
   const t1 = Date.now();
-  const remotes = await Promise.all(listings);
+  const remotes = await Promise.all(listed);
   events.emit({ event: 'scan', phase: 'remote', files: remotes.reduce((n, r) => n + r.length, 0), durationMs: Date.now() - t1 });
 
   const out: Gathered = { states: [], problems: [], tracked: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
