@@ -227,6 +227,8 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
   }
   if (tasks.length === 0) return;
   const results = await d.hasher.hashMany(tasks, undefined, d.signal);
+  // Nothing hashes after this in a run: the workers' heaps need not sit through the transfers.
+  await d.hasher.close();
   const unreadable = new Set<PathState>();
   for (const r of results) {
     const s = byAbs.get(r.abs)!;

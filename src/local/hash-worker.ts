@@ -30,8 +30,10 @@ export const SMALL_FILE_MAX = 8 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 
 // One extra byte so that a file which grew since the scan is noticed without reading it all.
-// Shared by every task of this worker: safe because a batch is hashed without any await.
-const wholeBuf = Buffer.allocUnsafe(SMALL_FILE_MAX + 1);
+// Shared by every task of this worker: safe because a batch is hashed without any await. Made on
+// first use: the main thread imports this module for its types and limit, and needs no buffer.
+let whole: Buffer | undefined;
+const wholeBuf = (): Buffer => (whole ??= Buffer.allocUnsafe(SMALL_FILE_MAX + 1));
 const CHANGED = 'file changed while hashing';
 
 /** S3's multipart ETag: MD5 of the concatenated binary MD5s of each part, then `-<parts>`. */
@@ -91,9 +93,9 @@ function contentHashes(partSize: number | undefined) {
 }
 
 function hashSmall(fd: number, task: HashTask, xxh: Xxh64): HashResult {
-  const got = readFully(fd, wholeBuf, task.size + 1, 0);
+  const got = readFully(fd, wholeBuf(), task.size + 1, 0);
   if (got !== task.size) return { abs: task.abs, size: got, error: CHANGED };
-  const data = wholeBuf.subarray(0, got);
+  const data = wholeBuf().subarray(0, got);
   const xxh64 = xxh.hex(data);
   if (task.expectXxh64 === xxh64) return { abs: task.abs, size: got, xxh64 };
   const content = contentHashes(task.multipartPartSize);
@@ -103,7 +105,7 @@ function hashSmall(fd: number, task: HashTask, xxh: Xxh64): HashResult {
 
 /** One sequential pass over a large file feeding every sink; returns the bytes read. */
 function pass(fd: number, size: number, sinks: ((chunk: Buffer) => void)[]): number {
-  const buf = wholeBuf.subarray(0, CHUNK);
+  const buf = wholeBuf().subarray(0, CHUNK);
   let total = 0;
   // Stop one chunk past the expected size: enough to tell that the file grew.
   while (total <= size) {
