@@ -40,7 +40,9 @@ const SCENARIOS = new Set(values.scenario === 'all' ? ALL : values.scenario.spli
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = path.join(here, '../src/cli/bin.js');
 // fauxqs in its own process with the request-body limit lifted from 11 MiB: rclone PUTs files up
-// to its 200 MiB upload cutoff whole (its multipart uploads fail to complete on fauxqs).
+// to its 200 MiB upload cutoff whole (its multipart uploads fail to complete on fauxqs). rclone
+// writes to a bucket of its own: fauxqs sorts the whole bucket for every listing page, so its
+// copy would double the cost of every later listing of ours.
 const SERVER_CODE = `
 import { buildApp } from 'fauxqs';
 const app = buildApp({ logger: false, host: '127.0.0.1' });
@@ -48,6 +50,7 @@ app.removeContentTypeParser('*');
 app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 1 << 30 }, (_req, body, done) => done(null, body));
 const address = await app.listen({ port: 0, host: '127.0.0.1' });
 await fetch(address + '/bench', { method: 'PUT' });
+await fetch(address + '/peer', { method: 'PUT' });
 process.stdout.write('AWS_S3_ENDPOINT_URL=' + address + ' AWS_STORAGE_BUCKET_NAME=bench AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local-secret AWS_S3_FORCE_PATH_STYLE=true\\n# fauxqs\\n');
 process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
 `;
@@ -191,12 +194,12 @@ async function main(): Promise<void> {
       endpoint: env['AWS_S3_ENDPOINT_URL']!, region: 'auto', forcePathStyle: true,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local-secret' },
     });
-    const bareList = async (prefix: string): Promise<[number, number]> => {
+    const bareList = async (prefix: string, bucket = 'bench'): Promise<[number, number]> => {
       const t = process.hrtime.bigint();
       let token: string | undefined;
       let keys = 0;
       do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: 'bench', Prefix: prefix, ContinuationToken: token }));
+        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
         keys += page.KeyCount ?? 0;
         token = page.NextContinuationToken;
       } while (token);
@@ -226,8 +229,8 @@ async function main(): Promise<void> {
       if (SCENARIOS.has('first-upload') && hasRclone) {
         process.stderr.write(`tree ${t.name}: rclone copy…\n`);
         const flags = ['--transfers', CONC, '--checkers', CONC, '--s3-no-check-bucket'];
-        const [rcloneMs] = timed(`rclone-${t.name}`, 'rclone', ['copy', '-q', `${t.root}/media`, `bench:bench/rclone-${t.name}/`, ...flags], peerEnv);
-        const [, keys] = await bareList(`rclone-${t.name}/`);
+        const [rcloneMs] = timed(`rclone-${t.name}`, 'rclone', ['copy', '-q', `${t.root}/media`, `bench:peer/rclone-${t.name}/`, ...flags], peerEnv);
+        const [, keys] = await bareList(`rclone-${t.name}/`, 'peer');
         check(keys === t.files, `rclone uploaded ${keys} of ${t.files}`);
         row(t, 'first upload', first.ms, `rclone copy --transfers ${CONC}`, rcloneMs);
       } else if (SCENARIOS.has('first-upload')) {
