@@ -68,12 +68,16 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   // Listing first: its requests are in flight while the synchronous walk runs. Its ranges come
   // from last run's keys; without enough of them (a first run) the walk goes first and the local
   // paths say where to split.
-  const listings: (Promise<ListedObject[]> | undefined)[] = settings.mappings.map((m) => {
+  const known: number[] = [];
+  const listings: (Promise<ListedObject[]> | undefined)[] = settings.mappings.map((m, i) => {
     const hints = d.useBase ? baseKeys(manifest, m) : [];
+    known[i] = hints.length;
     return hints.length >= PARALLEL_LIST_MIN ? listMapping(d, m.remote, hints) : undefined;
   });
 
   const scans = settings.mappings.map((m) => scanMapping(settings.root, m.local, filter));
+  // Local files without any base will all be hashed: the workers start while the listing runs.
+  if (scans.some((sc, i) => sc.files.size > 0 && known[i] === 0)) d.hasher.warm();
   const listed = settings.mappings.map(
     (m, i) => listings[i] ?? listMapping(d, m.remote, [...scans[i]!.files.keys()].map((rel) => joinKey(m.remote, rel))),
   );
