@@ -157,9 +157,11 @@ async function main(): Promise<void> {
     delete peerEnv['AWS_CA_BUNDLE'];
 
     const trees: Tree[] = [];
-    const rootA = path.join(work, 'a');
-    process.stderr.write(`generating ${N} small files…\n`);
-    trees.push({ name: 'A', root: rootA, remote: 'media/', files: N, bytes: generateSmall(rootA, N, Number(values.seed)) });
+    if (N > 0) {
+      const rootA = path.join(work, 'a');
+      process.stderr.write(`generating ${N} small files…\n`);
+      trees.push({ name: 'A', root: rootA, remote: 'media/', files: N, bytes: generateSmall(rootA, N, Number(values.seed)) });
+    }
     if (LARGE > 0) {
       const rootB = path.join(work, 'b');
       process.stderr.write(`generating ${LARGE} large files…\n`);
@@ -236,6 +238,9 @@ async function main(): Promise<void> {
       } else if (SCENARIOS.has('first-upload')) {
         out.push(`| ${t.name} | first upload | ${fmt(first.ms)} | rclone not installed | |`);
       }
+      // rclone keeps no state: with --checksum an unchanged run rereads every byte (tree B's target
+      // is to be 10× faster than that).
+      const rcloneChecksum: number[] = [];
       const rows: Record<string, number[]> = {};
       const add = (k: string, v: number | undefined): void => void (v !== undefined && (rows[k] ??= []).push(v));
       let hashedTouch: number[] = [];
@@ -249,6 +254,10 @@ async function main(): Promise<void> {
           const [listMs, keys] = await bareList(t.remote);
           check(keys === t.files, `listing saw ${keys} keys, expected ${t.files}`);
           add('list', listMs);
+          if (hasRclone && SCENARIOS.has('first-upload')) {
+            const args = ['sync', '-q', '--checksum', '--transfers', CONC, '--checkers', CONC, '--s3-no-check-bucket', `${t.root}/media`, `bench:peer/rclone-${t.name}/`];
+            rcloneChecksum.push(timed(`rclone-checksum-${t.name}`, 'rclone', args, peerEnv)[0]);
+          }
         }
         if (SCENARIOS.has('plan')) add('plan', cli('plan', t, 'plan').ms);
         if (SCENARIOS.has('hash')) {
@@ -277,6 +286,9 @@ async function main(): Promise<void> {
       if (rows['unchanged']) {
         const floor = med('find') + med('list');
         row(t, 'unchanged sync', med('unchanged'), 'find + bare listing', floor, `find ${fmt(med('find'))}, listing ${fmt(med('list'))}`);
+      }
+      if (rows['unchanged'] && rcloneChecksum.length > 0) {
+        row(t, 'unchanged sync', med('unchanged'), 'rclone sync --checksum, unchanged', median(rcloneChecksum));
       }
       if (rows['plan']) row(t, 'plan, unchanged', med('plan'), 'find + bare listing', rows['find'] ? med('find') + med('list') : NaN);
       if (rows['hash-phase']) {
