@@ -1,0 +1,521 @@
+// The world of the model-based end-to-end tests (sync.test.ts, examples.test.ts): sequences of
+// user operations on both sides, interleaved with syncs in any mode, policy and guard setting
+// (and dry runs), run in-process through the CLI against the local S3 server. A case has one or
+// two clients: project folders with their own manifests sharing one bucket prefix, as two
+// machines would. Before each sync the reference model (reference.ts, written from the spec)
+// predicts every path's action from that client's L and B and the shared R; the test compares it
+// with the run's `item` and `file` events, the exit code (the delete guard included), the run's
+// trash, and both sides afterwards. On top of the model, invariants that do not depend on it:
+//   - after a two-way sync: both sides hold the same files with the same bytes;
+//   - nothing present before a sync is gone after it unless it is in the trash, or it was the
+//     synced version (B) of a remote object whose local copy the user changed or deleted, or a
+//     remote extra that upload-only --delete was asked to remove (remote deletes are not kept);
+//   - a path gone from the bucket and every client stays gone until a user writes it again;
+//   - upload-only never changes a local file (bytes or stat); download-only never changes an object.
+//
+// Every local write and touch sets an explicit, never-repeated mtime (an hour in the past; an
+// hour in the future: racily clean, so re-hashed every run; or the kernel's own "now" of the write,
+// which is never the same tick as an earlier sync's record), so the stat always moves with the
+// content. A same-size rewrite that kept size, mtime and inode would be invisible by stat, as in
+// git; that is the documented limit of stat-based change detection, not a case for this model.
+// The hour's distance also keeps the `newer` policy's comparison (local mtime vs LastModified) far
+// from ties; the model computes it from the real stat and listing anyway.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CopyObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import fc from 'fast-check';
+import { CONFLICT_POLICIES, type Action, type ConflictPolicy, type Mode } from '../../src/core/types.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { makeProject, runCli, type Project } from '../support/harness.js';
+import {
+  conflictCopyName,
+  executedWithEvent,
+  expectedAction,
+  guardRefuses,
+  reported,
+  type Expected,
+  type LocalSide,
+  type RemoteSide,
+} from './reference.js';
+
+let s3: TestS3;
+/** The server every case of this process talks to. */
+export function useServer(server: TestS3): void {
+  s3 = server;
+}
+/** What the runs covered, printed at the end (a diagnostic, not a pass/fail criterion). */
+export const stats = { cases: 0, syncs: 0, refused: 0, keepBoth: 0, actions: {} as Record<string, number> };
+
+// Small universe: collisions and conflicts on every other step. `media/d` has no extension,
+// `media/sub/c.txt` is in a subfolder, `staticfiles/s.css` is in the second mapping.
+const NAMES = ['media/a.txt', 'media/b.txt', 'media/sub/c.txt', 'media/d', 'staticfiles/s.css'] as const;
+// Several of one size (same-size edits), one longer, and the empty file.
+const CONTENTS = ['x', 'y', 'z', 'ww', ''] as const;
+const MD5_TO_CONTENT = new Map(CONTENTS.map((c) => [md5(c), c]));
+
+function md5(s: string | Buffer): string {
+  return crypto.createHash('md5').update(s).digest('hex');
+}
+
+/** How a local write or touch sets the mtime (see the header). */
+type When = 'past' | 'future' | 'now';
+
+export type Op =
+  | { op: 'lwrite'; who: number; p: string; c: string; when: When }
+  | { op: 'ldelete'; who: number; p: string }
+  | { op: 'lrename'; who: number; from: string; to: string }
+  | { op: 'ltouch'; who: number; p: string; when: When }
+  | { op: 'rput'; p: string; c: string }
+  | { op: 'rdelete'; p: string }
+  | { op: 'rrename'; from: string; to: string; copy: boolean }
+  | SyncOp;
+
+export interface SyncOp {
+  op: 'sync';
+  who: number;
+  mode: Mode;
+  conflict: ConflictPolicy;
+  del: boolean;
+  force: boolean;
+  maxDelete: '50%' | '100%';
+  dry: boolean;
+}
+
+const name = fc.constantFrom(...NAMES);
+const contentArb = fc.constantFrom(...CONTENTS);
+const who = fc.nat({ max: 1 });
+const when = fc.constantFrom<When>('past', 'future', 'now');
+const syncArb: fc.Arbitrary<SyncOp> = fc.record({
+  op: fc.constant('sync' as const),
+  who,
+  mode: fc.constantFrom<Mode>('two-way', 'two-way', 'upload', 'download'),
+  conflict: fc.constantFrom(...CONFLICT_POLICIES),
+  del: fc.boolean(),
+  force: fc.boolean(),
+  maxDelete: fc.constantFrom('50%' as const, '100%' as const),
+  dry: fc.nat({ max: 7 }).map((n) => n === 0),
+});
+export const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: fc.record({ op: fc.constant('lwrite' as const), who, p: name, c: contentArb, when }), weight: 4 },
+  { arbitrary: fc.record({ op: fc.constant('ldelete' as const), who, p: name }), weight: 2 },
+  { arbitrary: fc.record({ op: fc.constant('lrename' as const), who, from: name, to: name }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('ltouch' as const), who, p: name, when }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('rput' as const), p: name, c: contentArb }), weight: 3 },
+  { arbitrary: fc.record({ op: fc.constant('rdelete' as const), p: name }), weight: 2 },
+  { arbitrary: fc.record({ op: fc.constant('rrename' as const), from: name, to: name, copy: fc.boolean() }), weight: 1 },
+  { arbitrary: syncArb, weight: 5 },
+);
+
+/** Content by path; absent = no entry. */
+type Side = Map<string, string>;
+
+/** One machine: a project folder with its own manifest. */
+export interface Client {
+  project: Project;
+  /** Its local files. */
+  L: Side;
+  /** Its base: the content both sides held when the path was last in sync for this client. */
+  B: Side;
+}
+
+interface Real {
+  local: Map<string, { content: string; mtimeNs: bigint; ino: bigint }>;
+  remote: Map<string, { content: string; etag: string; lastModified: number }>;
+}
+
+export class Case {
+  readonly prefix = `case-${crypto.randomBytes(5).toString('hex')}`;
+  readonly clients: Client[];
+  /** The shared bucket prefix. */
+  readonly R: Side = new Map();
+  /** Paths gone from the bucket and every client after a sync, not written by a user since. */
+  readonly tombstones = new Set<string>();
+  private clock = 0;
+  /** The keep-both stamp (yyyymmdd-hhmmss) of the last run that made a conflict copy. */
+  private lastKeepBothStamp = '';
+  readonly log: string[] = [];
+
+  constructor(clients: number) {
+    const config = {
+      mappings: [
+        { local: 'media', remote: `${this.prefix}/media/` },
+        { local: 'staticfiles', remote: `${this.prefix}/static/` },
+      ],
+    };
+    this.clients = Array.from({ length: clients }, () => {
+      const project = makeProject();
+      fs.writeFileSync(path.join(project.root, 'storage-sync.config.json'), JSON.stringify(config));
+      return { project, L: new Map(), B: new Map() };
+    });
+  }
+
+  cleanup(): void {
+    for (const c of this.clients) c.project.cleanup();
+  }
+
+  key(p: string): string {
+    if (p.startsWith('media/')) return `${this.prefix}/${p}`;
+    if (p.startsWith('staticfiles/')) return `${this.prefix}/static/${p.slice('staticfiles/'.length)}`;
+    throw new Error(`no mapping for ${p}`);
+  }
+
+  private pathOf(key: string): string {
+    const rest = key.slice(this.prefix.length + 1);
+    if (rest.startsWith('media/')) return rest;
+    if (rest.startsWith('static/')) return `staticfiles/${rest.slice('static/'.length)}`;
+    throw new Error(`key ${key} outside the mappings`);
+  }
+
+  private client(who: number): Client {
+    return this.clients[who % this.clients.length]!;
+  }
+
+  private abs(c: Client, p: string): string {
+    return path.join(c.project.root, p);
+  }
+
+  /** Sets a fresh mtime, never used before in this case (or leaves the kernel's "now"). */
+  private stamp(abs: string, w: When): void {
+    if (w === 'now') return;
+    this.clock++;
+    const t = new Date(Date.now() + (w === 'future' ? 3_600_000 : -3_600_000) + this.clock * 1_003);
+    fs.utimesSync(abs, t, t);
+  }
+
+  private userWrote(p: string): void {
+    this.tombstones.delete(p);
+  }
+
+  async apply(op: Op): Promise<void> {
+    switch (op.op) {
+      case 'lwrite': {
+        const c = this.client(op.who);
+        const abs = this.abs(c, op.p);
+        fs.mkdirSync(path.dirname(abs), { recursive: true });
+        fs.writeFileSync(abs, op.c);
+        this.stamp(abs, op.when);
+        c.L.set(op.p, op.c);
+        this.userWrote(op.p);
+        return;
+      }
+      case 'ldelete': {
+        const c = this.client(op.who);
+        if (!c.L.has(op.p)) return;
+        fs.rmSync(this.abs(c, op.p));
+        c.L.delete(op.p);
+        return;
+      }
+      case 'lrename': {
+        // mv: the file keeps its mtime and inode under the new name.
+        const c = this.client(op.who);
+        const content = c.L.get(op.from);
+        if (content === undefined || op.from === op.to) return;
+        fs.mkdirSync(path.dirname(this.abs(c, op.to)), { recursive: true });
+        fs.renameSync(this.abs(c, op.from), this.abs(c, op.to));
+        c.L.delete(op.from);
+        c.L.set(op.to, content);
+        this.userWrote(op.to);
+        return;
+      }
+      case 'ltouch': {
+        const c = this.client(op.who);
+        if (!c.L.has(op.p)) return;
+        if (op.when === 'now') {
+          const t = new Date();
+          fs.utimesSync(this.abs(c, op.p), t, t);
+        } else this.stamp(this.abs(c, op.p), op.when);
+        return;
+      }
+      case 'rput':
+        await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: this.key(op.p), Body: op.c }));
+        this.R.set(op.p, op.c);
+        this.userWrote(op.p);
+        return;
+      case 'rdelete':
+        if (!this.R.has(op.p)) return;
+        await s3.deleteRaw(this.key(op.p));
+        this.R.delete(op.p);
+        return;
+      case 'rrename': {
+        const content = this.R.get(op.from);
+        if (content === undefined || op.from === op.to) return;
+        if (op.copy) {
+          const source = `${s3.bucket}/${this.key(op.from).split('/').map(encodeURIComponent).join('/')}`;
+          await s3.client.send(new CopyObjectCommand({ Bucket: s3.bucket, Key: this.key(op.to), CopySource: source }));
+        } else {
+          await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: this.key(op.to), Body: content }));
+        }
+        await s3.deleteRaw(this.key(op.from));
+        this.R.delete(op.from);
+        this.R.set(op.to, content);
+        this.userWrote(op.to);
+        return;
+      }
+      case 'sync':
+        await this.sync(op);
+        return;
+    }
+  }
+
+  private async readReal(c: Client): Promise<Real> {
+    const local: Real['local'] = new Map();
+    const walk = (rel: string): void => {
+      const dir = this.abs(c, rel);
+      if (!fs.existsSync(dir)) return;
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+        const r = `${rel}/${d.name}`;
+        if (d.isDirectory()) walk(r);
+        else {
+          const st = fs.statSync(this.abs(c, r), { bigint: true });
+          local.set(r, { content: fs.readFileSync(this.abs(c, r), 'utf8'), mtimeNs: st.mtimeNs, ino: st.ino });
+        }
+      }
+    };
+    walk('media');
+    walk('staticfiles');
+    const remote: Real['remote'] = new Map();
+    let token: string | undefined;
+    do {
+      const page = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${this.prefix}/`, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) {
+        const etag = (o.ETag ?? '').replace(/"/g, '');
+        const content = MD5_TO_CONTENT.get(etag);
+        assert.ok(content !== undefined, `object ${o.Key} has an ETag ${etag} of no content any user wrote`);
+        remote.set(this.pathOf(o.Key!), { content, etag, lastModified: o.LastModified!.getTime() });
+      }
+      token = page.NextContinuationToken;
+    } while (token);
+    return { local, remote };
+  }
+
+  /** The real sides must be exactly what the model holds. */
+  private assertMatches(c: Client, real: Real, when: string): void {
+    const l = Object.fromEntries(sorted(new Map([...real.local].map(([p, f]) => [p, f.content]))));
+    const r = Object.fromEntries(sorted(new Map([...real.remote].map(([p, o]) => [p, o.content]))));
+    assert.deepEqual(l, Object.fromEntries(sorted(c.L)), `${when}: local files differ from the model`);
+    assert.deepEqual(r, Object.fromEntries(sorted(this.R)), `${when}: remote objects differ from the model`);
+  }
+
+  private predict(c: Client, real: Real, mode: Mode, conflict: ConflictPolicy, del: boolean): Map<string, Expected> {
+    const { L, B } = c;
+    const R = this.R;
+    const out = new Map<string, Expected>();
+    for (const p of new Set([...L.keys(), ...R.keys(), ...B.keys()])) {
+      const l = L.get(p);
+      const r = R.get(p);
+      const b = B.get(p);
+      // `touched` and `unchanged` differ only in bookkeeping (refresh vs nothing), never reported.
+      const local: LocalSide = b === undefined ? (l === undefined ? 'absent' : 'new') : l === undefined ? 'deleted' : l === b ? 'unchanged' : 'changed';
+      const remote: RemoteSide = b === undefined ? (r === undefined ? 'absent' : 'new') : r === undefined ? 'deleted' : r === b ? 'unchanged' : 'changed';
+      const rl = real.local.get(p);
+      const rr = real.remote.get(p);
+      const localNewer = rl !== undefined && rr !== undefined && rl.mtimeNs / 1_000_000n > BigInt(rr.lastModified);
+      out.set(p, expectedAction({ local, remote, same: l !== undefined && l === r, localNewer }, { mode, conflict, delete: del }));
+    }
+    return out;
+  }
+
+  private refused(c: Client, expected: Map<string, Expected>, op: SyncOp): boolean {
+    const mappingOf = (p: string) => (p.startsWith('media/') ? 0 : 1);
+    const per = [0, 1].map((i) => {
+      const inMapping = (side: Side) => [...side.keys()].filter((p) => mappingOf(p) === i).length;
+      const deletes = [...expected].filter(([p, e]) => mappingOf(p) === i && (e.action === 'delete-local' || e.action === 'delete-remote')).length;
+      return { tracked: inMapping(c.B), deletes, localFiles: inMapping(c.L), remoteFiles: inMapping(this.R) };
+    });
+    return guardRefuses(per, op.maxDelete === '50%' ? 50 : 100, op.force);
+  }
+
+  private async sync(op: SyncOp): Promise<void> {
+    const { mode, conflict, del } = op;
+    const c = this.client(op.who);
+    const before = await this.readReal(c);
+    this.assertMatches(c, before, 'before the sync');
+    const expected = this.predict(c, before, mode, conflict, del);
+    const refused = this.refused(c, expected, op);
+    const makesCopies = !op.dry && !refused && [...expected.values()].some((e) => e.keepBoth);
+    // Keep-both names carry the run's second: a second copy of the same path in the same second
+    // would collide (the engine refuses it as "target already exists"). Wait the second out.
+    if (makesCopies) while (stampOf(new Date()) === this.lastKeepBothStamp) await new Promise((r) => setTimeout(r, 25));
+
+    const args = ['sync', '--json', '--mode', mode, '--conflict', conflict, '--max-delete', op.maxDelete];
+    if (del) args.push('--delete');
+    if (op.force) args.push('--force');
+    if (op.dry) args.push('--dry-run');
+    const res = await runCli(args, { cwd: c.project.root, env: s3.env });
+    const what = `client ${this.clients.indexOf(c)}: sync ${args.slice(2).join(' ')}`;
+    this.log.push(`${what} → exit ${res.code}`);
+    stats.syncs++;
+    if (res.code === 3) stats.refused++;
+    for (const e of res.events) if (e['event'] === 'item') stats.actions[String(e['action'])] = (stats.actions[String(e['action'])] ?? 0) + 1;
+    assert.ok(!res.stdout.includes(s3.secretAccessKey) && !res.stderr.includes(s3.secretAccessKey), 'secret in output');
+    const after = await this.readReal(c);
+    const trashBase = path.join(c.project.root, 'manifests/default/trash');
+
+    if (refused) {
+      assert.equal(res.code, 3, `${what}: the delete guard should refuse\n${res.stdout}${res.stderr}`);
+      assert.equal(res.events.filter((e) => e['event'] === 'item' || e['event'] === 'file').length, 0, `${what}: a refused run reports no items`);
+      this.assertMatches(c, after, `${what} (refused)`);
+      return;
+    }
+    assert.equal(res.code, 0, `${what}: exit code\n${res.stdout}${res.stderr}`);
+    const runId = String(res.events.find((e) => e['event'] === 'start')?.['runId']);
+    const stamp = runId.slice(0, 15);
+
+    // Items: exactly the reported actions the model predicts.
+    const items = new Map(res.events.filter((e) => e['event'] === 'item').map((e) => [String(e['path']), String(e['action'])]));
+    const wantItems = new Map([...expected].filter(([, e]) => reported(e.action)).map(([p, e]) => [p, e.action as string]));
+    assert.deepEqual(Object.fromEntries(sorted(items)), Object.fromEntries(sorted(wantItems)), `${what}: item events differ from the model`);
+    // Files: every executed item done, nothing else touched.
+    const files = new Map(res.events.filter((e) => e['event'] === 'file').map((e) => [String(e['path']), `${String(e['action'])}:${String(e['status'])}`]));
+    const wantFiles = op.dry ? new Map<string, string>() : new Map([...expected].filter(([, e]) => executedWithEvent(e.action)).map(([p, e]) => [p, `${e.action}:done`]));
+    assert.deepEqual(Object.fromEntries(sorted(files)), Object.fromEntries(sorted(wantFiles)), `${what}: file events differ from the model`);
+
+    if (op.dry) {
+      this.assertMatches(c, after, `${what} (dry run)`);
+      assert.equal(fs.existsSync(path.join(trashBase, runId)), false, `${what}: a dry run keeps no trash`);
+      const snap = (x: Real) => JSON.stringify([sorted(x.local), sorted(x.remote)], (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      assert.equal(snap(after), snap(before), `${what}: a dry run changed a file or an object`);
+      return;
+    }
+
+    // What the run must have kept in its trash: every local file replaced or removed, and every
+    // remote object overwritten without the base knowing it (conflict, or a first-run upload).
+    const wantTrash = new Map<string, string>();
+    for (const [p, e] of expected) {
+      const l = c.L.get(p);
+      const r = this.R.get(p);
+      const replacesLocal = e.action === 'download' || e.action === 'conflict-download' || e.action === 'delete-local';
+      if (replacesLocal && l !== undefined && !e.keepBoth) wantTrash.set(p, l);
+      const firstRunUpload = e.action === 'upload' && !c.B.has(p);
+      if ((e.action === 'conflict-upload' || firstRunUpload) && r !== undefined) wantTrash.set(`remote/${p}`, r);
+    }
+    assert.deepEqual(Object.fromEntries(sorted(readTree(path.join(trashBase, runId)))), Object.fromEntries(sorted(wantTrash)), `${what}: this run's trash`);
+
+    // The model's effects.
+    const present = new Set([...before.local.values(), ...before.remote.values()].map((f) => f.content));
+    const baseBefore = new Map(c.B);
+    for (const [p, e] of expected) this.effect(c, p, e, mode, stamp);
+    if (makesCopies) {
+      this.lastKeepBothStamp = stamp;
+      stats.keepBoth++;
+    }
+    this.assertMatches(c, after, `after ${what}`);
+
+    // Invariants that do not lean on the reference model.
+    if (mode === 'two-way') {
+      const l = Object.fromEntries(sorted(new Map([...after.local].map(([p, f]) => [p, md5(f.content)]))));
+      const r = Object.fromEntries(sorted(new Map([...after.remote].map(([p, o]) => [p, o.etag]))));
+      assert.deepEqual(l, r, `${what}: after a two-way sync both sides must be equal`);
+    }
+    if (mode === 'upload') {
+      const snap = (x: Real) => Object.fromEntries(sorted(new Map([...x.local].map(([p, f]) => [p, `${f.content}|${f.mtimeNs}|${f.ino}`]))));
+      assert.deepEqual(snap(after), snap(before), `${what}: upload-only changed a local file`);
+    }
+    if (mode === 'download') {
+      const snap = (x: Real) => Object.fromEntries(sorted(new Map([...x.remote].map(([p, o]) => [p, `${o.etag}|${o.lastModified}`]))));
+      assert.deepEqual(snap(after), snap(before), `${what}: download-only changed a remote object`);
+    }
+    // A remote object may go without a copy only as the synced version of a file the user
+    // changed or deleted locally, or as an extra that upload-only --delete was asked to remove.
+    const mayGo = (p: string, content: string) => baseBefore.get(p) === content || (mode === 'upload' && del && expected.get(p)?.action === 'delete-remote');
+    const trashAll = new Set(readTree(trashBase).values());
+    const nowThere = new Set([...after.local.values(), ...after.remote.values()].map((f) => f.content));
+    for (const other of this.clients) for (const content of other.L.values()) nowThere.add(content);
+    for (const [p, o] of before.remote) {
+      if (nowThere.has(o.content) || trashAll.has(o.content)) continue;
+      assert.ok(mayGo(p, o.content), `${what}: remote ${p} (${JSON.stringify(o.content)}) is gone, not in the trash, and was not the synced version`);
+    }
+    for (const content of present) {
+      if (nowThere.has(content) || trashAll.has(content)) continue;
+      assert.ok([...before.remote].some(([p, o]) => o.content === content && mayGo(p, content)), `${what}: content ${JSON.stringify(content)} was lost`);
+    }
+    for (const p of this.tombstones) {
+      assert.ok(!after.local.has(p) && !after.remote.has(p), `${what}: ${p} was deleted everywhere and came back`);
+    }
+    for (const p of [...before.local.keys(), ...before.remote.keys()]) {
+      if (!this.R.has(p) && this.clients.every((x) => !x.L.has(p))) this.tombstones.add(p);
+    }
+  }
+
+  private effect(c: Client, p: string, e: Expected, mode: Mode, stamp: string): void {
+    const { L, B } = c;
+    const R = this.R;
+    const set = (side: Side, v: string | undefined) => (v === undefined ? side.delete(p) : side.set(p, v));
+    const l = L.get(p);
+    const r = R.get(p);
+    switch (e.action as Action) {
+      case 'upload':
+      case 'conflict-upload':
+        set(R, l);
+        set(B, l);
+        return;
+      case 'download':
+      case 'conflict-download':
+        if (e.keepBoth && l !== undefined) {
+          const copy = conflictCopyName(p, stamp);
+          L.set(copy, l);
+          if (mode !== 'download') {
+            R.set(copy, l);
+            B.set(copy, l);
+          }
+        }
+        set(L, r);
+        set(B, r);
+        return;
+      case 'record':
+        set(B, l);
+        return;
+      case 'delete-remote':
+        R.delete(p);
+        B.delete(p);
+        return;
+      case 'delete-local':
+        L.delete(p);
+        B.delete(p);
+        return;
+      case 'forget':
+        B.delete(p);
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+function sorted<V>(m: Map<string, V>): [string, V][] {
+  return [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function stampOf(d: Date): string {
+  return d.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
+}
+
+/** Files under a folder: relative POSIX path → content. */
+function readTree(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!fs.existsSync(dir)) return out;
+  for (const rel of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+    const abs = path.join(dir, rel);
+    if (fs.statSync(abs).isFile()) out.set(rel.split(path.sep).join('/'), fs.readFileSync(abs, 'utf8'));
+  }
+  return out;
+}
+
+/** Every case ends with a two-way sync of each client, so the two-way invariants always run. */
+export const finalSyncs = (clients: number): fc.Arbitrary<SyncOp[]> =>
+  fc.array(fc.constantFrom(...CONFLICT_POLICIES), { minLength: clients, maxLength: clients }).map((policies) =>
+    policies.map((conflict, who) => ({ op: 'sync', who, mode: 'two-way', conflict, del: false, force: true, maxDelete: '100%', dry: false })),
+  );
+
+export async function runOps(ops: Op[], clients = 1): Promise<Case> {
+  const c = new Case(clients);
+  stats.cases++;
+  try {
+    for (const op of ops) await c.apply(op);
+    return c;
+  } finally {
+    c.cleanup();
+  }
+}
