@@ -28,7 +28,7 @@ import { CopyObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-
 import fc from 'fast-check';
 import { CONFLICT_POLICIES, type Action, type ConflictPolicy, type Mode } from '../../src/core/types.js';
 import type { TestS3 } from '../support/s3-server.js';
-import { makeProject, runCli, type Project } from '../support/harness.js';
+import { makeProject, runCli, type CliResult, type Project } from '../support/harness.js';
 import {
   conflictCopyName,
   executedWithEvent,
@@ -46,7 +46,7 @@ export function useServer(server: TestS3): void {
   s3 = server;
 }
 /** What the runs covered, printed at the end (a diagnostic, not a pass/fail criterion). */
-export const stats = { cases: 0, syncs: 0, refused: 0, keepBoth: 0, actions: {} as Record<string, number> };
+export const stats = { cases: 0, runs: {} as Record<string, number>, refused: 0, keepBoth: 0, actions: {} as Record<string, number> };
 
 // Small universe: collisions and conflicts on every other step. `media/d` has no extension,
 // `media/sub/c.txt` is in a subfolder, `staticfiles/s.css` is in the second mapping.
@@ -70,7 +70,26 @@ export type Op =
   | { op: 'rput'; p: string; c: string }
   | { op: 'rdelete'; p: string }
   | { op: 'rrename'; from: string; to: string; copy: boolean }
-  | SyncOp;
+  | SyncOp
+  | PlanOp
+  | ApplyOp;
+
+export interface PlanOp {
+  op: 'plan';
+  who: number;
+  mode: Mode;
+  conflict: ConflictPolicy;
+  del: boolean;
+  force: boolean;
+  maxDelete: '50%' | '100%';
+}
+
+export interface ApplyOp {
+  op: 'apply';
+  who: number;
+  force: boolean;
+  maxDelete: '50%' | '100%';
+}
 
 export interface SyncOp {
   op: 'sync';
@@ -106,6 +125,19 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('rdelete' as const), p: name }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('rrename' as const), from: name, to: name, copy: fc.boolean() }), weight: 1 },
   { arbitrary: syncArb, weight: 5 },
+  {
+    arbitrary: fc.record({
+      op: fc.constant('plan' as const),
+      who,
+      mode: fc.constantFrom<Mode>('two-way', 'upload', 'download'),
+      conflict: fc.constantFrom(...CONFLICT_POLICIES),
+      del: fc.boolean(),
+      force: fc.boolean(),
+      maxDelete: fc.constantFrom('50%' as const, '100%' as const),
+    }),
+    weight: 1,
+  },
+  { arbitrary: fc.record({ op: fc.constant('apply' as const), who, force: fc.boolean(), maxDelete: fc.constantFrom('50%' as const, '100%' as const) }), weight: 1 },
 );
 
 /** Content by path; absent = no entry. */
@@ -118,6 +150,17 @@ export interface Client {
   L: Side;
   /** Its base: the content both sides held when the path was last in sync for this client. */
   B: Side;
+  /** Runs that changed something (the manifest generation a saved plan must still match). */
+  generation: number;
+  /** The last plan `plan` saved. */
+  plan?: { generation: number; stamp: string; mode: Mode; del: boolean; items: Map<string, PlannedItem> };
+}
+
+/** A saved plan item, with the local stat and remote ETag it was decided on (for drift). */
+interface PlannedItem {
+  e: Expected;
+  local: string | undefined;
+  remote: string | undefined;
 }
 
 interface Real {
@@ -147,7 +190,7 @@ export class Case {
     this.clients = Array.from({ length: clients }, () => {
       const project = makeProject();
       fs.writeFileSync(path.join(project.root, 'storage-sync.config.json'), JSON.stringify(config));
-      return { project, L: new Map(), B: new Map() };
+      return { project, L: new Map(), B: new Map(), generation: 0 };
     });
   }
 
@@ -256,6 +299,12 @@ export class Case {
       case 'sync':
         await this.sync(op);
         return;
+      case 'plan':
+        await this.plan(op);
+        return;
+      case 'apply':
+        await this.applyPlan(op);
+        return;
     }
   }
 
@@ -317,14 +366,31 @@ export class Case {
     return out;
   }
 
-  private refused(c: Client, expected: Map<string, Expected>, op: SyncOp): boolean {
+  private refused(c: Client, expected: Map<string, Expected>, guard: { maxDelete: '50%' | '100%'; force: boolean }): boolean {
     const mappingOf = (p: string) => (p.startsWith('media/') ? 0 : 1);
     const per = [0, 1].map((i) => {
       const inMapping = (side: Side) => [...side.keys()].filter((p) => mappingOf(p) === i).length;
       const deletes = [...expected].filter(([p, e]) => mappingOf(p) === i && (e.action === 'delete-local' || e.action === 'delete-remote')).length;
       return { tracked: inMapping(c.B), deletes, localFiles: inMapping(c.L), remoteFiles: inMapping(this.R) };
     });
-    return guardRefuses(per, op.maxDelete === '50%' ? 50 : 100, op.force);
+    return guardRefuses(per, guard.maxDelete === '50%' ? 50 : 100, guard.force);
+  }
+
+  /** Keep-both names carry the run's second: a second copy of one path in one second would collide. */
+  private async waitForNewSecond(expected: Map<string, Expected>): Promise<void> {
+    if (![...expected.values()].some((e) => e.keepBoth)) return;
+    while (stampOf(new Date()) === this.lastKeepBothStamp) await new Promise((r) => setTimeout(r, 25));
+  }
+
+  private async cli(c: Client, args: string[]): Promise<{ res: CliResult; what: string }> {
+    const res = await runCli(args, { cwd: c.project.root, env: s3.env });
+    const what = `client ${this.clients.indexOf(c)}: ${args.filter((a) => a !== '--json').join(' ')}`;
+    this.log.push(`${what} → exit ${res.code}`);
+    stats.runs[args[0]!] = (stats.runs[args[0]!] ?? 0) + 1;
+    if (res.code === 3) stats.refused++;
+    for (const e of res.events) if (e['event'] === 'item') stats.actions[String(e['action'])] = (stats.actions[String(e['action'])] ?? 0) + 1;
+    assert.ok(!res.stdout.includes(s3.secretAccessKey) && !res.stderr.includes(s3.secretAccessKey), 'secret in output');
+    return { res, what };
   }
 
   private async sync(op: SyncOp): Promise<void> {
@@ -334,24 +400,14 @@ export class Case {
     this.assertMatches(c, before, 'before the sync');
     const expected = this.predict(c, before, mode, conflict, del);
     const refused = this.refused(c, expected, op);
-    const makesCopies = !op.dry && !refused && [...expected.values()].some((e) => e.keepBoth);
-    // Keep-both names carry the run's second: a second copy of the same path in the same second
-    // would collide (the engine refuses it as "target already exists"). Wait the second out.
-    if (makesCopies) while (stampOf(new Date()) === this.lastKeepBothStamp) await new Promise((r) => setTimeout(r, 25));
+    if (!op.dry && !refused) await this.waitForNewSecond(expected);
 
     const args = ['sync', '--json', '--mode', mode, '--conflict', conflict, '--max-delete', op.maxDelete];
     if (del) args.push('--delete');
     if (op.force) args.push('--force');
     if (op.dry) args.push('--dry-run');
-    const res = await runCli(args, { cwd: c.project.root, env: s3.env });
-    const what = `client ${this.clients.indexOf(c)}: sync ${args.slice(2).join(' ')}`;
-    this.log.push(`${what} → exit ${res.code}`);
-    stats.syncs++;
-    if (res.code === 3) stats.refused++;
-    for (const e of res.events) if (e['event'] === 'item') stats.actions[String(e['action'])] = (stats.actions[String(e['action'])] ?? 0) + 1;
-    assert.ok(!res.stdout.includes(s3.secretAccessKey) && !res.stderr.includes(s3.secretAccessKey), 'secret in output');
+    const { res, what } = await this.cli(c, args);
     const after = await this.readReal(c);
-    const trashBase = path.join(c.project.root, 'manifests/default/trash');
 
     if (refused) {
       assert.equal(res.code, 3, `${what}: the delete guard should refuse\n${res.stdout}${res.stderr}`);
@@ -361,54 +417,134 @@ export class Case {
     }
     assert.equal(res.code, 0, `${what}: exit code\n${res.stdout}${res.stderr}`);
     const runId = String(res.events.find((e) => e['event'] === 'start')?.['runId']);
-    const stamp = runId.slice(0, 15);
-
-    // Items: exactly the reported actions the model predicts.
-    const items = new Map(res.events.filter((e) => e['event'] === 'item').map((e) => [String(e['path']), String(e['action'])]));
-    const wantItems = new Map([...expected].filter(([, e]) => reported(e.action)).map(([p, e]) => [p, e.action as string]));
-    assert.deepEqual(Object.fromEntries(sorted(items)), Object.fromEntries(sorted(wantItems)), `${what}: item events differ from the model`);
-    // Files: every executed item done, nothing else touched.
-    const files = new Map(res.events.filter((e) => e['event'] === 'file').map((e) => [String(e['path']), `${String(e['action'])}:${String(e['status'])}`]));
-    const wantFiles = op.dry ? new Map<string, string>() : new Map([...expected].filter(([, e]) => executedWithEvent(e.action)).map(([p, e]) => [p, `${e.action}:done`]));
-    assert.deepEqual(Object.fromEntries(sorted(files)), Object.fromEntries(sorted(wantFiles)), `${what}: file events differ from the model`);
-
+    this.checkEvents(res, what, expected, op.dry ? new Map() : expected, new Set());
     if (op.dry) {
-      this.assertMatches(c, after, `${what} (dry run)`);
-      assert.equal(fs.existsSync(path.join(trashBase, runId)), false, `${what}: a dry run keeps no trash`);
-      const snap = (x: Real) => JSON.stringify([sorted(x.local), sorted(x.remote)], (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-      assert.equal(snap(after), snap(before), `${what}: a dry run changed a file or an object`);
+      this.assertUnchanged(c, before, after, runId, what);
       return;
     }
-
-    // What the run must have kept in its trash: every local file replaced or removed, and every
-    // remote object overwritten without the base knowing it (conflict, or a first-run upload).
-    const wantTrash = new Map<string, string>();
-    for (const [p, e] of expected) {
-      const l = c.L.get(p);
-      const r = this.R.get(p);
-      const replacesLocal = e.action === 'download' || e.action === 'conflict-download' || e.action === 'delete-local';
-      if (replacesLocal && l !== undefined && !e.keepBoth) wantTrash.set(p, l);
-      const firstRunUpload = e.action === 'upload' && !c.B.has(p);
-      if ((e.action === 'conflict-upload' || firstRunUpload) && r !== undefined) wantTrash.set(`remote/${p}`, r);
-    }
-    assert.deepEqual(Object.fromEntries(sorted(readTree(path.join(trashBase, runId)))), Object.fromEntries(sorted(wantTrash)), `${what}: this run's trash`);
-
-    // The model's effects.
-    const present = new Set([...before.local.values(), ...before.remote.values()].map((f) => f.content));
-    const baseBefore = new Map(c.B);
-    for (const [p, e] of expected) this.effect(c, p, e, mode, stamp);
-    if (makesCopies) {
-      this.lastKeepBothStamp = stamp;
-      stats.keepBoth++;
-    }
-    this.assertMatches(c, after, `after ${what}`);
-
-    // Invariants that do not lean on the reference model.
+    this.carriedOut(c, { what, runId, stamp: runId.slice(0, 15), mode, del, expected, before, after });
     if (mode === 'two-way') {
       const l = Object.fromEntries(sorted(new Map([...after.local].map(([p, f]) => [p, md5(f.content)]))));
       const r = Object.fromEntries(sorted(new Map([...after.remote].map(([p, o]) => [p, o.etag]))));
       assert.deepEqual(l, r, `${what}: after a two-way sync both sides must be equal`);
     }
+  }
+
+  /** `plan`: the same decisions as a sync, saved for `apply`; nothing changes. */
+  private async plan(op: PlanOp): Promise<void> {
+    const { mode, conflict, del } = op;
+    const c = this.client(op.who);
+    const before = await this.readReal(c);
+    this.assertMatches(c, before, 'before the plan');
+    const expected = this.predict(c, before, mode, conflict, del);
+    const refused = this.refused(c, expected, op);
+    // The copy's name is fixed now, from the plan's clock.
+    if (!refused) await this.waitForNewSecond(expected);
+    const args = ['plan', '--json', '--mode', mode, '--conflict', conflict, '--max-delete', op.maxDelete];
+    if (del) args.push('--delete');
+    if (op.force) args.push('--force');
+    const { res, what } = await this.cli(c, args);
+    const after = await this.readReal(c);
+    if (refused) {
+      // The last saved plan stays what `apply` finds.
+      assert.equal(res.code, 3, `${what}: the delete guard should refuse\n${res.stdout}${res.stderr}`);
+      this.assertMatches(c, after, `${what} (refused)`);
+      return;
+    }
+    assert.equal(res.code, 0, `${what}: exit code\n${res.stdout}${res.stderr}`);
+    const runId = String(res.events.find((e) => e['event'] === 'start')?.['runId']);
+    this.checkEvents(res, what, expected, new Map(), new Set());
+    this.assertUnchanged(c, before, after, runId, what);
+    const items = new Map<string, PlannedItem>();
+    for (const [p, e] of expected) {
+      if (e.action === 'nothing') continue;
+      const l = before.local.get(p);
+      items.set(p, { e, local: l && `${l.mtimeNs}|${l.ino}|${Buffer.byteLength(l.content)}`, remote: before.remote.get(p)?.etag });
+    }
+    c.plan = { generation: c.generation, stamp: runId.slice(0, 15), mode, del, items };
+  }
+
+  /** `apply`: the saved plan's items, minus those whose local stat or remote ETag moved since. */
+  private async applyPlan(op: ApplyOp): Promise<void> {
+    const c = this.client(op.who);
+    const before = await this.readReal(c);
+    this.assertMatches(c, before, 'before apply');
+    const plan = c.plan;
+    const kept = new Map<string, Expected>();
+    const dropped = new Set<string>();
+    for (const [p, it] of plan?.items ?? []) {
+      const l = before.local.get(p);
+      const moved = (l && `${l.mtimeNs}|${l.ino}|${Buffer.byteLength(l.content)}`) !== it.local || before.remote.get(p)?.etag !== it.remote;
+      if (moved) dropped.add(p);
+      else kept.set(p, it.e);
+    }
+    const fresh = plan !== undefined && plan.generation === c.generation;
+    const refused = fresh && this.refused(c, kept, op);
+    const args = ['apply', '--json', '--max-delete', op.maxDelete];
+    if (op.force) args.push('--force');
+    const { res, what } = await this.cli(c, args);
+    const after = await this.readReal(c);
+    const outcome = !plan ? 'apply: no plan' : !fresh ? 'apply: stale' : refused ? 'apply: guard' : dropped.size > 0 ? 'apply: some drifted' : 'apply: whole plan';
+    stats.runs[outcome] = (stats.runs[outcome] ?? 0) + 1;
+    if (!plan || !fresh || refused) {
+      // No plan yet: a usage error (2). A plan older than the last run, or one the guard refuses: 3.
+      assert.equal(res.code, plan ? 3 : 2, `${what}: ${plan ? (fresh ? 'the delete guard should refuse' : 'a stale plan is refused') : 'no plan saved'}\n${res.stdout}${res.stderr}`);
+      this.assertMatches(c, after, `${what} (refused)`);
+      return;
+    }
+    assert.equal(res.code, 0, `${what}: exit code\n${res.stdout}${res.stderr}`);
+    const runId = String(res.events.find((e) => e['event'] === 'start')?.['runId']);
+    const droppedReported = new Set([...dropped].filter((p) => { const a = plan.items.get(p)!.e.action; return reported(a) && a !== 'skip'; }));
+    this.checkEvents(res, what, kept, kept, droppedReported);
+    this.carriedOut(c, { what, runId, stamp: plan.stamp, mode: plan.mode, del: plan.del, expected: kept, before, after });
+  }
+
+  /** `item` events are the reported actions; `file` events the carried-out ones plus drift skips. */
+  private checkEvents(res: CliResult, what: string, announced: Map<string, Expected>, executed: Map<string, Expected>, skipped: Set<string>): void {
+    const items = new Map(res.events.filter((e) => e['event'] === 'item').map((e) => [String(e['path']), String(e['action'])]));
+    const wantItems = new Map([...announced].filter(([, e]) => reported(e.action)).map(([p, e]) => [p, e.action as string]));
+    assert.deepEqual(Object.fromEntries(sorted(items)), Object.fromEntries(sorted(wantItems)), `${what}: item events differ from the model`);
+    const files = new Map(res.events.filter((e) => e['event'] === 'file').map((e) => [String(e['path']), String(e['status'])]));
+    const wantFiles = new Map([...executed].filter(([, e]) => executedWithEvent(e.action)).map(([p]) => [p, 'done']));
+    for (const p of skipped) wantFiles.set(p, 'skipped');
+    assert.deepEqual(Object.fromEntries(sorted(files)), Object.fromEntries(sorted(wantFiles)), `${what}: file events differ from the model`);
+  }
+
+  private assertUnchanged(c: Client, before: Real, after: Real, runId: string, what: string): void {
+    this.assertMatches(c, after, what);
+    assert.equal(fs.existsSync(path.join(c.project.root, 'manifests/default/trash', runId)), false, `${what}: kept trash without changing anything`);
+    const snap = (x: Real) => JSON.stringify([sorted(x.local), sorted(x.remote)], (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    assert.equal(snap(after), snap(before), `${what}: changed a file or an object`);
+  }
+
+  /** A run that carried out `expected`: its trash, the model's effects, and the invariants. */
+  private carriedOut(c: Client, r: { what: string; runId: string; stamp: string; mode: Mode; del: boolean; expected: Map<string, Expected>; before: Real; after: Real }): void {
+    const { what, runId, mode, del, expected, before, after } = r;
+    const trashBase = path.join(c.project.root, 'manifests/default/trash');
+    // What the run must have kept in its trash: every local file replaced or removed, and every
+    // remote object overwritten without the base knowing it (conflict, or a first-run upload).
+    const wantTrash = new Map<string, string>();
+    for (const [p, e] of expected) {
+      const l = c.L.get(p);
+      const rc = this.R.get(p);
+      const replacesLocal = e.action === 'download' || e.action === 'conflict-download' || e.action === 'delete-local';
+      if (replacesLocal && l !== undefined && !e.keepBoth) wantTrash.set(p, l);
+      const firstRunUpload = e.action === 'upload' && !c.B.has(p);
+      if ((e.action === 'conflict-upload' || firstRunUpload) && rc !== undefined) wantTrash.set(`remote/${p}`, rc);
+    }
+    assert.deepEqual(Object.fromEntries(sorted(readTree(path.join(trashBase, runId)))), Object.fromEntries(sorted(wantTrash)), `${what}: this run's trash`);
+
+    const present = new Set([...before.local.values(), ...before.remote.values()].map((f) => f.content));
+    const baseBefore = new Map(c.B);
+    for (const [p, e] of expected) this.effect(c, p, e, mode, r.stamp);
+    c.generation++;
+    if ([...expected.values()].some((e) => e.keepBoth)) {
+      this.lastKeepBothStamp = r.stamp;
+      stats.keepBoth++;
+    }
+    this.assertMatches(c, after, `after ${what}`);
+
+    // Invariants that do not lean on the reference model.
     if (mode === 'upload') {
       const snap = (x: Real) => Object.fromEntries(sorted(new Map([...x.local].map(([p, f]) => [p, `${f.content}|${f.mtimeNs}|${f.ino}`]))));
       assert.deepEqual(snap(after), snap(before), `${what}: upload-only changed a local file`);
