@@ -26,6 +26,7 @@ const sync = (mode: Mode = 'two-way', more: SyncMore = {}): Op => ({
   force: more.force ?? false,
   maxDelete: '50%',
   dry: more.dry ?? false,
+  exclude: undefined,
 });
 const write = (p: string, c: string, who = 0, when: 'past' | 'future' | 'now' = 'past'): Op => ({ op: 'lwrite', who, p, c, when });
 const remove = (p: string, who = 0): Op => ({ op: 'ldelete', who, p });
@@ -112,5 +113,25 @@ describe('model examples', () => {
     );
     assert.deepEqual(exits(c.log), [0, 0, 0, 0, 0, 0]);
     for (const client of c.clients) assert.deepEqual(Object.fromEntries(client.L), { 'media/a.txt': 'ww', 'staticfiles/s.css': 'z' });
+  });
+
+  test('plan then apply: a drifted item is skipped and reported, the rest runs; a plan older than the last run is refused', async () => {
+    const planOp: Op = { op: 'plan', who: 0, mode: 'two-way', conflict: 'remote', del: false, force: false, maxDelete: '50%', exclude: undefined };
+    const apply: Op = { op: 'apply', who: 0, force: false, maxDelete: '50%' };
+    const c = await runOps([
+      apply,
+      write('media/a.txt', 'x'),
+      put('media/b.txt', 'y'),
+      planOp,
+      { op: 'ltouch', who: 0, p: 'media/a.txt', when: 'now' },
+      apply,
+      apply,
+      planOp,
+      sync(),
+      apply,
+    ]);
+    assert.deepEqual(exits(c.log), [2, 0, 0, 3, 0, 0, 3]);
+    assert.deepEqual(Object.fromEntries(c.clients[0]!.L), { 'media/a.txt': 'x', 'media/b.txt': 'y' });
+    assert.deepEqual(Object.fromEntries(c.R), { 'media/a.txt': 'x', 'media/b.txt': 'y' });
   });
 });

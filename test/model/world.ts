@@ -74,8 +74,21 @@ export type Op =
   | PlanOp
   | ApplyOp;
 
+/** An --exclude glob, relative to each mapping (or none). */
+type Exclude = '*.txt' | 'sub/**' | '*.css' | undefined;
+
+/** The model's reading of the three globs (picomatch: `*` stays within one folder). */
+function excluded(p: string, exclude: Exclude): boolean {
+  const rel = p.slice(p.indexOf('/') + 1);
+  if (exclude === '*.txt') return !rel.includes('/') && rel.endsWith('.txt');
+  if (exclude === '*.css') return !rel.includes('/') && rel.endsWith('.css');
+  if (exclude === 'sub/**') return rel.startsWith('sub/');
+  return false;
+}
+
 export interface PlanOp {
   op: 'plan';
+  exclude: Exclude;
   who: number;
   mode: Mode;
   conflict: ConflictPolicy;
@@ -93,6 +106,7 @@ export interface ApplyOp {
 
 export interface SyncOp {
   op: 'sync';
+  exclude: Exclude;
   who: number;
   mode: Mode;
   conflict: ConflictPolicy;
@@ -106,8 +120,10 @@ const name = fc.constantFrom(...NAMES);
 const contentArb = fc.constantFrom(...CONTENTS);
 const who = fc.nat({ max: 1 });
 const when = fc.constantFrom<When>('past', 'future', 'now');
+const excludeArb = fc.constantFrom<Exclude>(undefined, undefined, undefined, undefined, undefined, '*.txt', 'sub/**', '*.css');
 const syncArb: fc.Arbitrary<SyncOp> = fc.record({
   op: fc.constant('sync' as const),
+  exclude: excludeArb,
   who,
   mode: fc.constantFrom<Mode>('two-way', 'two-way', 'upload', 'download'),
   conflict: fc.constantFrom(...CONFLICT_POLICIES),
@@ -128,6 +144,7 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     arbitrary: fc.record({
       op: fc.constant('plan' as const),
+      exclude: excludeArb,
       who,
       mode: fc.constantFrom<Mode>('two-way', 'upload', 'download'),
       conflict: fc.constantFrom(...CONFLICT_POLICIES),
@@ -347,11 +364,13 @@ export class Case {
     assert.deepEqual(r, Object.fromEntries(sorted(this.R)), `${when}: remote objects differ from the model`);
   }
 
-  private predict(c: Client, real: Real, mode: Mode, conflict: ConflictPolicy, del: boolean): Map<string, Expected> {
+  private predict(c: Client, real: Real, mode: Mode, conflict: ConflictPolicy, del: boolean, exclude: Exclude): Map<string, Expected> {
     const { L, B } = c;
     const R = this.R;
     const out = new Map<string, Expected>();
     for (const p of new Set([...L.keys(), ...R.keys(), ...B.keys()])) {
+      // An excluded path is not looked at: no decision, its base untouched.
+      if (excluded(p, exclude)) continue;
       const l = L.get(p);
       const r = R.get(p);
       const b = B.get(p);
@@ -366,10 +385,11 @@ export class Case {
     return out;
   }
 
-  private refused(c: Client, expected: Map<string, Expected>, guard: { maxDelete: '50%' | '100%'; force: boolean }): boolean {
+  private refused(c: Client, expected: Map<string, Expected>, guard: { maxDelete: '50%' | '100%'; force: boolean }, exclude: Exclude): boolean {
     const mappingOf = (p: string) => (p.startsWith('media/') ? 0 : 1);
     const per = [0, 1].map((i) => {
-      const inMapping = (side: Side) => [...side.keys()].filter((p) => mappingOf(p) === i).length;
+      // The guard counts what the filters let through.
+      const inMapping = (side: Side) => [...side.keys()].filter((p) => mappingOf(p) === i && !excluded(p, exclude)).length;
       const deletes = [...expected].filter(([p, e]) => mappingOf(p) === i && (e.action === 'delete-local' || e.action === 'delete-remote')).length;
       return { tracked: inMapping(c.B), deletes, localFiles: inMapping(c.L), remoteFiles: inMapping(this.R) };
     });
@@ -398,11 +418,12 @@ export class Case {
     const c = this.client(op.who);
     const before = await this.readReal(c);
     this.assertMatches(c, before, 'before the sync');
-    const expected = this.predict(c, before, mode, conflict, del);
-    const refused = this.refused(c, expected, op);
+    const expected = this.predict(c, before, mode, conflict, del, op.exclude);
+    const refused = this.refused(c, expected, op, op.exclude);
     if (!op.dry && !refused) await this.waitForNewSecond(expected);
 
     const args = ['sync', '--json', '--mode', mode, '--conflict', conflict, '--max-delete', op.maxDelete];
+    if (op.exclude) args.push('--exclude', op.exclude);
     if (del) args.push('--delete');
     if (op.force) args.push('--force');
     if (op.dry) args.push('--dry-run');
@@ -424,9 +445,9 @@ export class Case {
     }
     this.carriedOut(c, { what, runId, stamp: runId.slice(0, 15), mode, del, expected, before, after });
     if (mode === 'two-way') {
-      const l = Object.fromEntries(sorted(new Map([...after.local].map(([p, f]) => [p, md5(f.content)]))));
-      const r = Object.fromEntries(sorted(new Map([...after.remote].map(([p, o]) => [p, o.etag]))));
-      assert.deepEqual(l, r, `${what}: after a two-way sync both sides must be equal`);
+      const l = Object.fromEntries(sorted(new Map([...after.local].filter(([p]) => !excluded(p, op.exclude)).map(([p, f]) => [p, md5(f.content)]))));
+      const r = Object.fromEntries(sorted(new Map([...after.remote].filter(([p]) => !excluded(p, op.exclude)).map(([p, o]) => [p, o.etag]))));
+      assert.deepEqual(l, r, `${what}: after a two-way sync both sides must be equal (outside what --exclude leaves out)`);
     }
   }
 
@@ -436,11 +457,12 @@ export class Case {
     const c = this.client(op.who);
     const before = await this.readReal(c);
     this.assertMatches(c, before, 'before the plan');
-    const expected = this.predict(c, before, mode, conflict, del);
-    const refused = this.refused(c, expected, op);
+    const expected = this.predict(c, before, mode, conflict, del, op.exclude);
+    const refused = this.refused(c, expected, op, op.exclude);
     // The copy's name is fixed now, from the plan's clock.
     if (!refused) await this.waitForNewSecond(expected);
     const args = ['plan', '--json', '--mode', mode, '--conflict', conflict, '--max-delete', op.maxDelete];
+    if (op.exclude) args.push('--exclude', op.exclude);
     if (del) args.push('--delete');
     if (op.force) args.push('--force');
     const { res, what } = await this.cli(c, args);
@@ -479,7 +501,7 @@ export class Case {
       else kept.set(p, it.e);
     }
     const fresh = plan !== undefined && plan.generation === c.generation;
-    const refused = fresh && this.refused(c, kept, op);
+    const refused = fresh && this.refused(c, kept, op, undefined);
     const args = ['apply', '--json', '--max-delete', op.maxDelete];
     if (op.force) args.push('--force');
     const { res, what } = await this.cli(c, args);
@@ -642,7 +664,7 @@ function readTree(dir: string): Map<string, string> {
 /** Every case ends with a two-way sync of each client, so the two-way invariants always run. */
 export const finalSyncs = (clients: number): fc.Arbitrary<SyncOp[]> =>
   fc.array(fc.constantFrom(...CONFLICT_POLICIES), { minLength: clients, maxLength: clients }).map((policies) =>
-    policies.map((conflict, who) => ({ op: 'sync', who, mode: 'two-way', conflict, del: false, force: true, maxDelete: '100%', dry: false })),
+    policies.map((conflict, who) => ({ op: 'sync', who, mode: 'two-way', conflict, del: false, force: true, maxDelete: '100%', dry: false, exclude: undefined })),
   );
 
 export async function runOps(ops: Op[], clients = 1): Promise<Case> {
