@@ -54,7 +54,7 @@ describe('model examples', () => {
     assert.deepEqual(exits(c.log), [0, 0, 0]);
     const copies = [...c.clients[0]!.L.keys()].filter((p) => /^media\/a\.conflict-\d{8}-\d{6}\.txt$/.test(p));
     assert.equal(copies.length, 2);
-    assert.deepEqual(copies.map((p) => c.R.get(p)).sort(), ['ww', 'y']);
+    assert.deepEqual(copies.map((p) => c.R.get(p)?.content).sort(), ['ww', 'y']);
   });
 
   test('download-only keep-both keeps the local version beside; a later download --delete moves it to the trash', async () => {
@@ -91,7 +91,7 @@ describe('model examples', () => {
     const c = await runOps([put('media/d', 'x'), write('media/a.txt', '', 0, 'future'), sync('upload', { del: true }), remove('media/a.txt'), sync('download')]);
     assert.deepEqual(exits(c.log), [0, 0]);
     assert.deepEqual(Object.fromEntries(c.clients[0]!.L), { 'media/a.txt': '' });
-    assert.deepEqual(Object.fromEntries(c.R), { 'media/a.txt': '' });
+    assert.deepEqual(Object.fromEntries([...c.R].map(([p, o]) => [p, o.content])), { 'media/a.txt': '' });
   });
 
   test('two machines: an edit on one reaches the other, a delete on one is not undone by the other', async () => {
@@ -132,6 +132,6 @@ describe('model examples', () => {
     ]);
     assert.deepEqual(exits(c.log), [2, 0, 0, 3, 0, 0, 3]);
     assert.deepEqual(Object.fromEntries(c.clients[0]!.L), { 'media/a.txt': 'x', 'media/b.txt': 'y' });
-    assert.deepEqual(Object.fromEntries(c.R), { 'media/a.txt': 'x', 'media/b.txt': 'y' });
+    assert.deepEqual(Object.fromEntries([...c.R].map(([p, o]) => [p, o.content])), { 'media/a.txt': 'x', 'media/b.txt': 'y' });
   });
 });

@@ -18,11 +18,11 @@ after(async () => {
 test('model: random user operations on one or two clients and the bucket, and syncs in every mode, agree with the reference model', async () => {
   const scenario = fc
     .integer({ min: 1, max: 2 })
-    .chain((clients) => fc.tuple(fc.constant(clients), fc.array(opArb, { minLength: 3, maxLength: 20, size: 'medium' }), finalSyncs(clients)));
+    .chain((clients) => fc.tuple(fc.constant(clients), fc.boolean(), fc.array(opArb, { minLength: 3, maxLength: 20, size: 'medium' }), finalSyncs(clients)));
   await check(
     'sync model',
-    fc.asyncProperty(scenario, async ([clients, ops, last]) => {
-      await runOps([...ops, ...last], clients);
+    fc.asyncProperty(scenario, async ([clients, multipart, ops, last]) => {
+      await runOps([...ops, ...last], clients, multipart);
     }),
     RUNS ?? 60,
   );

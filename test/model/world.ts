@@ -52,8 +52,29 @@ export const stats = { cases: 0, runs: {} as Record<string, number>, refused: 0,
 // `media/sub/c.txt` is in a subfolder, `staticfiles/s.css` is in the second mapping.
 const NAMES = ['media/a.txt', 'media/b.txt', 'media/sub/c.txt', 'media/d', 'staticfiles/s.css'] as const;
 // Several of one size (same-size edits), one longer, and the empty file.
-const CONTENTS = ['x', 'y', 'z', 'ww', ''] as const;
-const MD5_TO_CONTENT = new Map(CONTENTS.map((c) => [md5(c), c]));
+// Two big ones (5 MiB + 1 byte, one size) go up as two-part multipart uploads in `multipart` cases.
+// The model names contents by these labels; bytesOf gives the bytes.
+const CONTENTS = ['x', 'y', 'z', 'ww', '', 'BIG1', 'BIG2'] as const;
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+const BIG = new Map(['BIG1', 'BIG2'].map((l) => [l, Buffer.alloc(PART + 1, l)]));
+const bytesOf = (label: string): Buffer => BIG.get(label) ?? Buffer.from(label);
+/** The ETag of a single-part PUT, and of a multipart upload in 5 MiB parts (MD5 of the part MD5s). */
+const plainEtag = (c: string): string => md5(bytesOf(c));
+function multipartEtag(c: string): string {
+  const b = bytesOf(c);
+  const parts: Buffer[] = [];
+  for (let at = 0; at < b.length; at += PART) parts.push(crypto.createHash('md5').update(b.subarray(at, at + PART)).digest());
+  return `${md5(Buffer.concat(parts))}-${parts.length}`;
+}
+const MD5_TO_CONTENT = new Map(CONTENTS.map((c) => [plainEtag(c), c]));
+const ETAG_TO_CONTENT = new Map(CONTENTS.flatMap((c) => [[plainEtag(c), c], [multipartEtag(c), c]] as const));
+/** The label of a file's or object's bytes; a failure if no user ever wrote them. */
+function labelOf(bytes: Buffer, where: string): string {
+  const label = MD5_TO_CONTENT.get(md5(bytes));
+  assert.ok(label !== undefined, `${where} holds bytes no user wrote`);
+  return label;
+}
 
 function md5(s: string | Buffer): string {
   return crypto.createHash('md5').update(s).digest('hex');
@@ -117,7 +138,8 @@ export interface SyncOp {
 }
 
 const name = fc.constantFrom(...NAMES);
-const contentArb = fc.constantFrom(...CONTENTS);
+// The big contents are rarer: each costs a few 5 MiB transfers.
+const contentArb = fc.oneof({ arbitrary: fc.constantFrom(...CONTENTS.slice(0, 5)), weight: 6 }, { arbitrary: fc.constantFrom('BIG1', 'BIG2'), weight: 1 });
 const who = fc.nat({ max: 1 });
 const when = fc.constantFrom<When>('past', 'future', 'now');
 const excludeArb = fc.constantFrom<Exclude>(undefined, undefined, undefined, undefined, undefined, '*.txt', 'sub/**', '*.css');
@@ -152,21 +174,27 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
       force: fc.boolean(),
       maxDelete: fc.constantFrom('50%' as const, '100%' as const),
     }),
-    weight: 1,
+    weight: 2,
   },
-  { arbitrary: fc.record({ op: fc.constant('apply' as const), who, force: fc.boolean(), maxDelete: fc.constantFrom('50%' as const, '100%' as const) }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('apply' as const), who, force: fc.boolean(), maxDelete: fc.constantFrom('50%' as const, '100%' as const) }), weight: 2 },
 );
 
 /** Content by path; absent = no entry. */
 type Side = Map<string, string>;
+/** An object, or a base entry: the content and the ETag it has (or had) remotely. */
+interface Obj {
+  content: string;
+  etag: string;
+}
+type Objects = Map<string, Obj>;
 
 /** One machine: a project folder with its own manifest. */
 export interface Client {
   project: Project;
   /** Its local files. */
   L: Side;
-  /** Its base: the content both sides held when the path was last in sync for this client. */
-  B: Side;
+  /** Its base: the content both sides held when the path was last in sync, with the ETag then. */
+  B: Objects;
   /** Runs that changed something (the manifest generation a saved plan must still match). */
   generation: number;
   /** The last plan `plan` saved. */
@@ -189,7 +217,7 @@ export class Case {
   readonly prefix = `case-${crypto.randomBytes(5).toString('hex')}`;
   readonly clients: Client[];
   /** The shared bucket prefix. */
-  readonly R: Side = new Map();
+  readonly R: Objects = new Map();
   /** Paths gone from the bucket and every client after a sync, not written by a user since. */
   readonly tombstones = new Set<string>();
   private clock = 0;
@@ -197,12 +225,18 @@ export class Case {
   private lastKeepBothStamp = '';
   readonly log: string[] = [];
 
-  constructor(clients: number) {
+  /**
+   * `multipart`: the engine uploads files of 5 MiB and more in 5 MiB parts, so its ETags for the
+   * big contents are `<md5 of md5s>-2` while a user's PUT of the same bytes has a plain MD5 ETag:
+   * "R changed" goes by ETag, not content, as the spec says.
+   */
+  constructor(clients: number, readonly multipart = false) {
     const config = {
       mappings: [
         { local: 'media', remote: `${this.prefix}/media/` },
         { local: 'staticfiles', remote: `${this.prefix}/static/` },
       ],
+      ...(multipart ? { multipartThreshold: PART, partSize: PART } : {}),
     };
     this.clients = Array.from({ length: clients }, () => {
       const project = makeProject();
@@ -254,7 +288,7 @@ export class Case {
         const c = this.client(op.who);
         const abs = this.abs(c, op.p);
         fs.mkdirSync(path.dirname(abs), { recursive: true });
-        fs.writeFileSync(abs, op.c);
+        fs.writeFileSync(abs, bytesOf(op.c));
         this.stamp(abs, op.when);
         c.L.set(op.p, op.c);
         this.userWrote(op.p);
@@ -289,8 +323,8 @@ export class Case {
         return;
       }
       case 'rput':
-        await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: this.key(op.p), Body: op.c }));
-        this.R.set(op.p, op.c);
+        await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: this.key(op.p), Body: bytesOf(op.c) }));
+        this.R.set(op.p, { content: op.c, etag: plainEtag(op.c) });
         this.userWrote(op.p);
         return;
       case 'rdelete':
@@ -299,17 +333,20 @@ export class Case {
         this.R.delete(op.p);
         return;
       case 'rrename': {
-        const content = this.R.get(op.from);
-        if (content === undefined || op.from === op.to) return;
+        const obj = this.R.get(op.from);
+        if (obj === undefined || op.from === op.to) return;
+        let etag = plainEtag(obj.content);
         if (op.copy) {
+          // Whether a copy keeps a multipart ETag is the server's business: the model reads it.
           const source = `${s3.bucket}/${this.key(op.from).split('/').map(encodeURIComponent).join('/')}`;
-          await s3.client.send(new CopyObjectCommand({ Bucket: s3.bucket, Key: this.key(op.to), CopySource: source }));
+          const res = await s3.client.send(new CopyObjectCommand({ Bucket: s3.bucket, Key: this.key(op.to), CopySource: source }));
+          etag = (res.CopyObjectResult?.ETag ?? '').replace(/"/g, '');
         } else {
-          await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: this.key(op.to), Body: content }));
+          await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: this.key(op.to), Body: bytesOf(obj.content) }));
         }
         await s3.deleteRaw(this.key(op.from));
         this.R.delete(op.from);
-        this.R.set(op.to, content);
+        this.R.set(op.to, { content: obj.content, etag });
         this.userWrote(op.to);
         return;
       }
@@ -335,7 +372,7 @@ export class Case {
         if (d.isDirectory()) walk(r);
         else {
           const st = fs.statSync(this.abs(c, r), { bigint: true });
-          local.set(r, { content: fs.readFileSync(this.abs(c, r), 'utf8'), mtimeNs: st.mtimeNs, ino: st.ino });
+          local.set(r, { content: labelOf(fs.readFileSync(this.abs(c, r)), r), mtimeNs: st.mtimeNs, ino: st.ino });
         }
       }
     };
@@ -347,7 +384,7 @@ export class Case {
       const page = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${this.prefix}/`, ContinuationToken: token }));
       for (const o of page.Contents ?? []) {
         const etag = (o.ETag ?? '').replace(/"/g, '');
-        const content = MD5_TO_CONTENT.get(etag);
+        const content = ETAG_TO_CONTENT.get(etag);
         assert.ok(content !== undefined, `object ${o.Key} has an ETag ${etag} of no content any user wrote`);
         remote.set(this.pathOf(o.Key!), { content, etag, lastModified: o.LastModified!.getTime() });
       }
@@ -359,9 +396,10 @@ export class Case {
   /** The real sides must be exactly what the model holds. */
   private assertMatches(c: Client, real: Real, when: string): void {
     const l = Object.fromEntries(sorted(new Map([...real.local].map(([p, f]) => [p, f.content]))));
-    const r = Object.fromEntries(sorted(new Map([...real.remote].map(([p, o]) => [p, o.content]))));
+    const r = Object.fromEntries(sorted(new Map([...real.remote].map(([p, o]) => [p, `${o.content}|${o.etag}`]))));
     assert.deepEqual(l, Object.fromEntries(sorted(c.L)), `${when}: local files differ from the model`);
-    assert.deepEqual(r, Object.fromEntries(sorted(this.R)), `${when}: remote objects differ from the model`);
+    const model = Object.fromEntries(sorted(new Map([...this.R].map(([p, o]) => [p, `${o.content}|${o.etag}`]))));
+    assert.deepEqual(r, model, `${when}: remote objects (content|ETag) differ from the model`);
   }
 
   private predict(c: Client, real: Real, mode: Mode, conflict: ConflictPolicy, del: boolean, exclude: Exclude): Map<string, Expected> {
@@ -375,12 +413,15 @@ export class Case {
       const r = R.get(p);
       const b = B.get(p);
       // `touched` and `unchanged` differ only in bookkeeping (refresh vs nothing), never reported.
-      const local: LocalSide = b === undefined ? (l === undefined ? 'absent' : 'new') : l === undefined ? 'deleted' : l === b ? 'unchanged' : 'changed';
-      const remote: RemoteSide = b === undefined ? (r === undefined ? 'absent' : 'new') : r === undefined ? 'deleted' : r === b ? 'unchanged' : 'changed';
+      const local: LocalSide = b === undefined ? (l === undefined ? 'absent' : 'new') : l === undefined ? 'deleted' : l === b.content ? 'unchanged' : 'changed';
+      // By ETag: the same bytes put again with another ETag (single vs multipart) are a change.
+      const remote: RemoteSide = b === undefined ? (r === undefined ? 'absent' : 'new') : r === undefined ? 'deleted' : r.etag === b.etag ? 'unchanged' : 'changed';
       const rl = real.local.get(p);
       const rr = real.remote.get(p);
       const localNewer = rl !== undefined && rr !== undefined && rl.mtimeNs / 1_000_000n > BigInt(rr.lastModified);
-      out.set(p, expectedAction({ local, remote, same: l !== undefined && l === r, localNewer }, { mode, conflict, delete: del }));
+      // Every object's MD5 is knowable here: a plain ETag, the base's, x-amz-meta-md5 on the
+      // engine's multipart uploads (kept by a copy), or the multipart ETag computed locally.
+      out.set(p, expectedAction({ local, remote, same: l !== undefined && l === r?.content, localNewer }, { mode, conflict, delete: del }));
     }
     return out;
   }
@@ -389,7 +430,7 @@ export class Case {
     const mappingOf = (p: string) => (p.startsWith('media/') ? 0 : 1);
     const per = [0, 1].map((i) => {
       // The guard counts what the filters let through.
-      const inMapping = (side: Side) => [...side.keys()].filter((p) => mappingOf(p) === i && !excluded(p, exclude)).length;
+      const inMapping = (side: Map<string, unknown>) => [...side.keys()].filter((p) => mappingOf(p) === i && !excluded(p, exclude)).length;
       const deletes = [...expected].filter(([p, e]) => mappingOf(p) === i && (e.action === 'delete-local' || e.action === 'delete-remote')).length;
       return { tracked: inMapping(c.B), deletes, localFiles: inMapping(c.L), remoteFiles: inMapping(this.R) };
     });
@@ -446,7 +487,7 @@ export class Case {
     this.carriedOut(c, { what, runId, stamp: runId.slice(0, 15), mode, del, expected, before, after });
     if (mode === 'two-way') {
       const l = Object.fromEntries(sorted(new Map([...after.local].filter(([p]) => !excluded(p, op.exclude)).map(([p, f]) => [p, md5(f.content)]))));
-      const r = Object.fromEntries(sorted(new Map([...after.remote].filter(([p]) => !excluded(p, op.exclude)).map(([p, o]) => [p, o.etag]))));
+      const r = Object.fromEntries(sorted(new Map([...after.remote].filter(([p]) => !excluded(p, op.exclude)).map(([p, o]) => [p, md5(o.content)]))));
       assert.deepEqual(l, r, `${what}: after a two-way sync both sides must be equal (outside what --exclude leaves out)`);
     }
   }
@@ -481,7 +522,7 @@ export class Case {
     for (const [p, e] of expected) {
       if (e.action === 'nothing') continue;
       const l = before.local.get(p);
-      items.set(p, { e, local: l && `${l.mtimeNs}|${l.ino}|${Buffer.byteLength(l.content)}`, remote: before.remote.get(p)?.etag });
+      items.set(p, { e, local: l && `${l.mtimeNs}|${l.ino}|${l.content}`, remote: before.remote.get(p)?.etag });
     }
     c.plan = { generation: c.generation, stamp: runId.slice(0, 15), mode, del, items };
   }
@@ -496,7 +537,7 @@ export class Case {
     const dropped = new Set<string>();
     for (const [p, it] of plan?.items ?? []) {
       const l = before.local.get(p);
-      const moved = (l && `${l.mtimeNs}|${l.ino}|${Buffer.byteLength(l.content)}`) !== it.local || before.remote.get(p)?.etag !== it.remote;
+      const moved = (l && `${l.mtimeNs}|${l.ino}|${l.content}`) !== it.local || before.remote.get(p)?.etag !== it.remote;
       if (moved) dropped.add(p);
       else kept.set(p, it.e);
     }
@@ -548,7 +589,7 @@ export class Case {
     const wantTrash = new Map<string, string>();
     for (const [p, e] of expected) {
       const l = c.L.get(p);
-      const rc = this.R.get(p);
+      const rc = this.R.get(p)?.content;
       const replacesLocal = e.action === 'download' || e.action === 'conflict-download' || e.action === 'delete-local';
       if (replacesLocal && l !== undefined && !e.keepBoth) wantTrash.set(p, l);
       const firstRunUpload = e.action === 'upload' && !c.B.has(p);
@@ -577,7 +618,7 @@ export class Case {
     }
     // A remote object may go without a copy only as the synced version of a file the user
     // changed or deleted locally, or as an extra that upload-only --delete was asked to remove.
-    const mayGo = (p: string, content: string) => baseBefore.get(p) === content || (mode === 'upload' && del && expected.get(p)?.action === 'delete-remote');
+    const mayGo = (p: string, content: string) => baseBefore.get(p)?.content === content || (mode === 'upload' && del && expected.get(p)?.action === 'delete-remote');
     const trashAll = new Set(readTree(trashBase).values());
     const nowThere = new Set([...after.local.values(), ...after.remote.values()].map((f) => f.content));
     for (const other of this.clients) for (const content of other.L.values()) nowThere.add(content);
@@ -600,30 +641,32 @@ export class Case {
   private effect(c: Client, p: string, e: Expected, mode: Mode, stamp: string): void {
     const { L, B } = c;
     const R = this.R;
-    const set = (side: Side, v: string | undefined) => (v === undefined ? side.delete(p) : side.set(p, v));
     const l = L.get(p);
     const r = R.get(p);
+    const uploaded = (content: string): Obj => ({ content, etag: this.multipart && bytesOf(content).length >= PART ? multipartEtag(content) : plainEtag(content) });
     switch (e.action as Action) {
       case 'upload':
-      case 'conflict-upload':
-        set(R, l);
-        set(B, l);
+      case 'conflict-upload': {
+        const o = uploaded(l!);
+        R.set(p, o);
+        B.set(p, o);
         return;
+      }
       case 'download':
       case 'conflict-download':
         if (e.keepBoth && l !== undefined) {
           const copy = conflictCopyName(p, stamp);
           L.set(copy, l);
           if (mode !== 'download') {
-            R.set(copy, l);
-            B.set(copy, l);
+            R.set(copy, uploaded(l));
+            B.set(copy, uploaded(l));
           }
         }
-        set(L, r);
-        set(B, r);
+        L.set(p, r!.content);
+        B.set(p, r!);
         return;
       case 'record':
-        set(B, l);
+        B.set(p, r!);
         return;
       case 'delete-remote':
         R.delete(p);
@@ -656,7 +699,7 @@ function readTree(dir: string): Map<string, string> {
   if (!fs.existsSync(dir)) return out;
   for (const rel of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
     const abs = path.join(dir, rel);
-    if (fs.statSync(abs).isFile()) out.set(rel.split(path.sep).join('/'), fs.readFileSync(abs, 'utf8'));
+    if (fs.statSync(abs).isFile()) out.set(rel.split(path.sep).join('/'), labelOf(fs.readFileSync(abs), `trash ${rel}`));
   }
   return out;
 }
@@ -667,8 +710,8 @@ export const finalSyncs = (clients: number): fc.Arbitrary<SyncOp[]> =>
     policies.map((conflict, who) => ({ op: 'sync', who, mode: 'two-way', conflict, del: false, force: true, maxDelete: '100%', dry: false, exclude: undefined })),
   );
 
-export async function runOps(ops: Op[], clients = 1): Promise<Case> {
-  const c = new Case(clients);
+export async function runOps(ops: Op[], clients = 1, multipart = false): Promise<Case> {
+  const c = new Case(clients, multipart);
   stats.cases++;
   try {
     for (const op of ops) await c.apply(op);
