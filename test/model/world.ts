@@ -221,8 +221,8 @@ export class Case {
   /** Paths gone from the bucket and every client after a sync, not written by a user since. */
   readonly tombstones = new Set<string>();
   private clock = 0;
-  /** The keep-both stamp (yyyymmdd-hhmmss) of the last run that made a conflict copy. */
-  private lastKeepBothStamp = '';
+  /** Keep-both stamps (yyyymmdd-hhmmss) of runs and plans that name conflict copies. */
+  private readonly keepBothStamps = new Set<string>();
   readonly log: string[] = [];
 
   /**
@@ -437,10 +437,13 @@ export class Case {
     return guardRefuses(per, guard.maxDelete === '50%' ? 50 : 100, guard.force);
   }
 
-  /** Keep-both names carry the run's second: a second copy of one path in one second would collide. */
+  /**
+   * Keep-both names carry the run's second: a second copy of one path in one second, on this
+   * client or another, would collide (the engine then fails that item rather than overwrite).
+   */
   private async waitForNewSecond(expected: Map<string, Expected>): Promise<void> {
     if (![...expected.values()].some((e) => e.keepBoth)) return;
-    while (stampOf(new Date()) === this.lastKeepBothStamp) await new Promise((r) => setTimeout(r, 25));
+    while (this.keepBothStamps.has(stampOf(new Date()))) await new Promise((r) => setTimeout(r, 25));
   }
 
   private async cli(c: Client, args: string[]): Promise<{ res: CliResult; what: string }> {
@@ -525,6 +528,7 @@ export class Case {
       items.set(p, { e, local: l && `${l.mtimeNs}|${l.ino}|${l.content}`, remote: before.remote.get(p)?.etag });
     }
     c.plan = { generation: c.generation, stamp: runId.slice(0, 15), mode, del, items };
+    if ([...items.values()].some((it) => it.e.keepBoth)) this.keepBothStamps.add(c.plan.stamp);
   }
 
   /** `apply`: the saved plan's items, minus those whose local stat or remote ETag moved since. */
@@ -602,7 +606,7 @@ export class Case {
     for (const [p, e] of expected) this.effect(c, p, e, mode, r.stamp);
     c.generation++;
     if ([...expected.values()].some((e) => e.keepBoth)) {
-      this.lastKeepBothStamp = r.stamp;
+      this.keepBothStamps.add(r.stamp);
       stats.keepBoth++;
     }
     this.assertMatches(c, after, `after ${what}`);
