@@ -11,8 +11,9 @@ import { SMALL_FILE_MAX } from './hash-worker.js';
 export type { HashResult, HashTask } from './hash-worker.js';
 
 const BATCH_FILES = 256;
-const LOAD_WAIT_MS = 5_000;
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** How long close() waits for threads still loading the worker module. */
+const LOAD_WAIT_MS = 5_000;
 
 /** Groups task indices: small files up to BATCH_FILES / BATCH_BYTES, each large file alone. */
 export function makeBatches(tasks: readonly HashTask[]): number[][] {
@@ -94,7 +95,7 @@ export class Hasher {
    * through require(), and a worker terminated in the middle of that aborts the whole process
    * (V8 fatal error in Node 20.19+'s require(esm)). With all threads started up front, a run that
    * hashed one small batch closed while the other thread was still loading: a loop of
-   * open-hash-close crashed about once in a thousand cycles (test/local/hasher-close.test.ts).
+   * open-hash-close crashed about once in several hundred cycles (test/model/hasher-close.test.ts).
    */
   async close(): Promise<void> {
     const pool = this.pool;
