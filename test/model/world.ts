@@ -1,11 +1,13 @@
 // The world of the model-based end-to-end tests (sync.test.ts, examples.test.ts): sequences of
-// user operations on both sides, interleaved with syncs in any mode, policy and guard setting
-// (and dry runs), run in-process through the CLI against the local S3 server. A case has one or
-// two clients: project folders with their own manifests sharing one bucket prefix, as two
-// machines would. Before each sync the reference model (reference.ts, written from the spec)
-// predicts every path's action from that client's L and B and the shared R; the test compares it
-// with the run's `item` and `file` events, the exit code (the delete guard included), the run's
-// trash, and both sides afterwards. On top of the model, invariants that do not depend on it:
+// user operations on both sides, interleaved with syncs in any mode, policy, guard and --exclude
+// setting (and dry runs, and `plan` ... `apply` with drift in between), run in-process through
+// the CLI against the local S3 server. A case has one or two clients: project folders with their
+// own manifests sharing one bucket prefix, as two machines would; in half of the cases the engine
+// uploads big files multipart. Before each run the reference model (reference.ts, written from
+// the spec) predicts every path's action from that client's L and B and the shared R; the test
+// compares it with the run's `item` and `file` events, the exit code (the delete guard
+// included), the run's trash, and both sides afterwards. On top of the model, invariants that do
+// not depend on it:
 //   - after a two-way sync: both sides hold the same files with the same bytes;
 //   - nothing present before a sync is gone after it unless it is in the trash, or it was the
 //     synced version (B) of a remote object whose local copy the user changed or deleted, or a
