@@ -95,13 +95,21 @@ export type Op =
   | { op: 'rrename'; from: string; to: string; copy: boolean }
   | SyncOp
   | PlanOp
-  | ApplyOp;
+  | ApplyOp
+  | PlanApplyOp;
+
+export interface PlanApplyOp {
+  op: 'plan-apply';
+  plan: PlanOp;
+  between: Op[];
+  apply: ApplyOp;
+}
 
 /** An --exclude glob, relative to each mapping (or none). */
-type Exclude = '*.txt' | 'sub/**' | '*.css' | undefined;
+type ExcludeGlob = '*.txt' | 'sub/**' | '*.css' | undefined;
 
 /** The model's reading of the three globs (picomatch: `*` stays within one folder). */
-function excluded(p: string, exclude: Exclude): boolean {
+function excluded(p: string, exclude: ExcludeGlob): boolean {
   const rel = p.slice(p.indexOf('/') + 1);
   if (exclude === '*.txt') return !rel.includes('/') && rel.endsWith('.txt');
   if (exclude === '*.css') return !rel.includes('/') && rel.endsWith('.css');
@@ -111,7 +119,7 @@ function excluded(p: string, exclude: Exclude): boolean {
 
 export interface PlanOp {
   op: 'plan';
-  exclude: Exclude;
+  exclude: ExcludeGlob;
   who: number;
   mode: Mode;
   conflict: ConflictPolicy;
@@ -129,7 +137,7 @@ export interface ApplyOp {
 
 export interface SyncOp {
   op: 'sync';
-  exclude: Exclude;
+  exclude: ExcludeGlob;
   who: number;
   mode: Mode;
   conflict: ConflictPolicy;
@@ -144,7 +152,7 @@ const name = fc.constantFrom(...NAMES);
 const contentArb = fc.oneof({ arbitrary: fc.constantFrom(...CONTENTS.slice(0, 5)), weight: 6 }, { arbitrary: fc.constantFrom('BIG1', 'BIG2'), weight: 1 });
 const who = fc.nat({ max: 1 });
 const when = fc.constantFrom<When>('past', 'future', 'now');
-const excludeArb = fc.constantFrom<Exclude>(undefined, undefined, undefined, undefined, undefined, '*.txt', 'sub/**', '*.css');
+const excludeArb = fc.constantFrom<ExcludeGlob>(undefined, undefined, undefined, undefined, undefined, '*.txt', 'sub/**', '*.css');
 const syncArb: fc.Arbitrary<SyncOp> = fc.record({
   op: fc.constant('sync' as const),
   exclude: excludeArb,
@@ -156,7 +164,8 @@ const syncArb: fc.Arbitrary<SyncOp> = fc.record({
   maxDelete: fc.constantFrom('50%' as const, '100%' as const),
   dry: fc.nat({ max: 7 }).map((n) => n === 0),
 });
-export const opArb: fc.Arbitrary<Op> = fc.oneof(
+type UserOp = Exclude<Op, SyncOp | PlanOp | ApplyOp | PlanApplyOp>;
+const userOps: fc.WeightedArbitrary<UserOp>[] = [
   { arbitrary: fc.record({ op: fc.constant('lwrite' as const), who, p: name, c: contentArb, when }), weight: 4 },
   { arbitrary: fc.record({ op: fc.constant('ldelete' as const), who, p: name }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('lrename' as const), who, from: name, to: name }), weight: 1 },
@@ -164,21 +173,30 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('rput' as const), p: name, c: contentArb }), weight: 3 },
   { arbitrary: fc.record({ op: fc.constant('rdelete' as const), p: name }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('rrename' as const), from: name, to: name, copy: fc.boolean() }), weight: 1 },
+];
+const planArb: fc.Arbitrary<PlanOp> = fc.record({
+  op: fc.constant('plan' as const),
+  exclude: excludeArb,
+  who,
+  mode: fc.constantFrom<Mode>('two-way', 'upload', 'download'),
+  conflict: fc.constantFrom(...CONFLICT_POLICIES),
+  del: fc.boolean(),
+  force: fc.boolean(),
+  maxDelete: fc.constantFrom('50%' as const, '100%' as const),
+});
+const applyArb: fc.Arbitrary<ApplyOp> = fc.record({ op: fc.constant('apply' as const), who, force: fc.boolean(), maxDelete: fc.constantFrom('50%' as const, '100%' as const) });
+export const opArb: fc.Arbitrary<Op> = fc.oneof(
+  ...userOps,
   { arbitrary: syncArb, weight: 5 },
+  { arbitrary: planArb, weight: 1 },
+  { arbitrary: applyArb, weight: 1 },
+  // A plan, a few user operations (drift, or none), and an apply of that plan by the same client.
   {
-    arbitrary: fc.record({
-      op: fc.constant('plan' as const),
-      exclude: excludeArb,
-      who,
-      mode: fc.constantFrom<Mode>('two-way', 'upload', 'download'),
-      conflict: fc.constantFrom(...CONFLICT_POLICIES),
-      del: fc.boolean(),
-      force: fc.boolean(),
-      maxDelete: fc.constantFrom('50%' as const, '100%' as const),
-    }),
+    arbitrary: fc
+      .record({ plan: planArb, between: fc.array(fc.oneof(...userOps), { maxLength: 3 }), force: fc.boolean(), maxDelete: fc.constantFrom('50%' as const, '100%' as const) })
+      .map(({ plan, between, force, maxDelete }): PlanApplyOp => ({ op: 'plan-apply', plan, between, apply: { op: 'apply', who: plan.who, force, maxDelete } })),
     weight: 2,
   },
-  { arbitrary: fc.record({ op: fc.constant('apply' as const), who, force: fc.boolean(), maxDelete: fc.constantFrom('50%' as const, '100%' as const) }), weight: 2 },
 );
 
 /** Content by path; absent = no entry. */
@@ -361,6 +379,11 @@ export class Case {
       case 'apply':
         await this.applyPlan(op);
         return;
+      case 'plan-apply':
+        await this.plan(op.plan);
+        for (const o of op.between) await this.apply(o);
+        await this.applyPlan(op.apply);
+        return;
     }
   }
 
@@ -404,7 +427,7 @@ export class Case {
     assert.deepEqual(r, model, `${when}: remote objects (content|ETag) differ from the model`);
   }
 
-  private predict(c: Client, real: Real, mode: Mode, conflict: ConflictPolicy, del: boolean, exclude: Exclude): Map<string, Expected> {
+  private predict(c: Client, real: Real, mode: Mode, conflict: ConflictPolicy, del: boolean, exclude: ExcludeGlob): Map<string, Expected> {
     const { L, B } = c;
     const R = this.R;
     const out = new Map<string, Expected>();
@@ -428,7 +451,7 @@ export class Case {
     return out;
   }
 
-  private refused(c: Client, expected: Map<string, Expected>, guard: { maxDelete: '50%' | '100%'; force: boolean }, exclude: Exclude): boolean {
+  private refused(c: Client, expected: Map<string, Expected>, guard: { maxDelete: '50%' | '100%'; force: boolean }, exclude: ExcludeGlob): boolean {
     const mappingOf = (p: string) => (p.startsWith('media/') ? 0 : 1);
     const per = [0, 1].map((i) => {
       // The guard counts what the filters let through.
