@@ -12,6 +12,8 @@ export type { HashResult, HashTask } from './hash-worker.js';
 
 const BATCH_FILES = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** How long close() waits for threads still loading the worker module. */
+const LOAD_WAIT_MS = 5_000;
 
 /** Groups task indices: small files up to BATCH_FILES / BATCH_BYTES, each large file alone. */
 export function makeBatches(tasks: readonly HashTask[]): number[][] {
@@ -96,21 +98,41 @@ export class Hasher {
     this.getPool();
   }
 
+  /**
+   * Waits for every worker to finish loading before ending them: Piscina loads the ESM worker
+   * through require(), and a worker terminated in the middle of that aborts the whole process
+   * (V8 fatal error in Node 20.19+'s require(esm)). With all threads started up front, a run that
+   * hashed one small batch closed while the other thread was still loading: a loop of
+   * open-hash-close crashed about once in several hundred cycles (test/model/hasher-close.test.ts).
+   */
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
-    await pool?.destroy();
+    if (!pool) return;
+    // Bounded: a worker that fails to start leaves pool.threads; one stuck loading is ended anyway.
+    for (let waited = 0; waited < LOAD_WAIT_MS && pool.threads.some((t) => !this.ready.has(t.threadId)); waited += 5) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await pool.destroy();
   }
 
+  /** Threads that have loaded the worker module (Piscina's `workerCreate` comes after that). */
+  private readonly ready = new Set<number>();
+
   private getPool(): Piscina<HashTask[], HashResult[]> {
-    this.pool ??= new Piscina({
+    if (this.pool) return this.pool;
+    this.pool = new Piscina({
       filename: new URL('./hash-worker.js', import.meta.url).href,
-      minThreads: this.threads,
+      // Threads start on demand: Piscina marks threads it starts up front as ready before they
+      // have loaded anything (and says so by no event), so close() could not tell when it may end them.
+      minThreads: 0,
       maxThreads: this.threads,
+      idleTimeout: Infinity,
       // Each worker holds its next batch already, instead of idling for a round trip through
       // the main thread after each one (measured: ~10% faster on 100k small files).
       concurrentTasksPerWorker: 2,
     });
+    this.pool.on('workerCreate', (w: { id: number }) => this.ready.add(w.id));
     return this.pool;
   }
 }

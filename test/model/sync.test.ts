@@ -1,0 +1,30 @@
+// Model-based end-to-end tests: the random cases (see world.ts for the operations, the model and
+// the invariants checked after every sync).
+import { after, before, test } from 'node:test';
+import fc from 'fast-check';
+import { startS3Server, type TestS3 } from '../support/s3-server.js';
+import { check, RUNS } from './config.js';
+import { finalSyncs, opArb, runOps, stats, useServer } from './world.js';
+
+let s3: TestS3 | undefined;
+before(async () => {
+  s3 = await startS3Server();
+  useServer(s3);
+});
+after(async () => {
+  await s3?.stop();
+});
+
+test('model: random user operations on one or two clients and the bucket, and syncs in every mode, agree with the reference model', async () => {
+  const scenario = fc
+    .integer({ min: 1, max: 2 })
+    .chain((clients) => fc.tuple(fc.constant(clients), fc.boolean(), fc.array(opArb, { minLength: 3, maxLength: 20, size: 'medium' }), finalSyncs(clients)));
+  await check(
+    'sync model',
+    fc.asyncProperty(scenario, async ([clients, multipart, ops, last]) => {
+      await runOps([...ops, ...last], clients, multipart);
+    }),
+    RUNS ?? 60,
+  );
+  process.stdout.write(`# model coverage: ${JSON.stringify(stats)}\n`);
+});
