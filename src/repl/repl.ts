@@ -85,9 +85,10 @@ export class Session {
   private readonly commands: Record<string, Command>;
   private readonly aliases: Record<string, string> = { refresh: 'scan', quit: 'exit', '?': 'help', ls: 'plan' };
 
-  constructor(settings: Settings, private readonly credentials: Credentials, private readonly io: CliIO) {
+  /** `secrets`: more values to keep out of every output (the SQL password the credentials came with). */
+  constructor(settings: Settings, private readonly credentials: Credentials, private readonly io: CliIO, secrets: string[] = []) {
     this.settings = { ...settings };
-    this.redact = makeRedactor(secretsOf(credentials));
+    this.redact = makeRedactor([...secretsOf(credentials), ...secrets]);
     this.tty = io.stdout.isTTY === true;
     this.paint = makePaint(colourWanted(this.tty, io.env));
     this.commands = this.table();
@@ -202,7 +203,8 @@ export class Session {
       if (!t) return;
       try {
         fs.mkdirSync(path.dirname(file), { recursive: true });
-        fs.appendFileSync(file, t.replace(/\n/g, ' ') + '\n');
+        // A secret pasted at the prompt by mistake must not be kept on disk in the clear.
+        fs.appendFileSync(file, this.redact(t.replace(/\n/g, ' ')) + '\n');
       } catch {
         // history is a convenience; an unwritable manifest folder must not break the session
       }
@@ -900,8 +902,8 @@ function countsLine(items: { action: Action | string; bytes: number }[], paint: 
 }
 
 /** The `repl` command: resolves with the process exit code when the session ends. */
-export async function replCommand(settings: Settings, credentials: Credentials, io: CliIO): Promise<number> {
-  return (await new Session(settings, credentials, io).start()).closed;
+export async function replCommand(settings: Settings, credentials: Credentials, io: CliIO, secrets: string[] = []): Promise<number> {
+  return (await new Session(settings, credentials, io, secrets).start()).closed;
 }
 
 /** p2 before p10, as a person sorts. */

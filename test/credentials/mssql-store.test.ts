@@ -378,6 +378,23 @@ describe('credentials in SQL Server', () => {
     await assertNoConnectionLeft();
   });
 
+  it('the REPL on credentials from SQL Server: a secret pasted at its prompt stays off its screen and out of its history file', async () => {
+    const p = profile('repl');
+    await storeS3Credentials(p);
+    await s3.reset();
+    const input = new PassThrough();
+    for (const line of [s3.secretAccessKey, `explain ${db.password}`, 'status']) input.write(line + '\n');
+    input.end();
+    const r = await cli(['repl', '--profile', p], { env: { STORAGE_SYNC_MSSQL: db.connectionString }, stdin: input as FakeStdin });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /error: unknown command "\*\*\*"/);
+    assert.match(r.stdout, /error: \*\*\* is not in the last scan/);
+    const history = fs.readFileSync(path.join(project.root, 'manifests', p, 'repl_history'), 'utf8');
+    assert.match(history, /^status$/m, 'the history was written');
+    for (const secret of [s3.secretAccessKey, db.password]) assert.ok(!history.includes(secret) && !r.stdout.includes(secret), 'no secret in the history file or on screen');
+    await assertNoConnectionLeft();
+  });
+
   it('no secret anywhere: not the secret key, not the SQL password, in any output, log or file', () => {
     const secrets = [SECRET, s3.secretAccessKey, db.password].filter((s) => s.length >= 6);
     const files: string[] = [];
