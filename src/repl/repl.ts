@@ -424,17 +424,21 @@ export class Session {
     return (this.scan?.data.plan.items ?? []).filter((i) => isReported(i.action));
   }
 
-  private skipped(p: string): string | undefined {
+  /** The rule that takes an item out; a rule may name its local path or, as `apply` and `explain` accept, its key. */
+  private skipped(i: { path: string; key: string }): string | undefined {
     let hit: string | undefined;
-    for (const r of this.rules) if (pathMatcher(r.pattern)(p)) hit = r.skip ? r.pattern : undefined;
+    for (const r of this.rules) {
+      const m = pathMatcher(r.pattern);
+      if (m(i.path) || m(i.key)) hit = r.skip ? r.pattern : undefined;
+    }
     return hit;
   }
 
   private sayPending(): void {
     if (!this.scan) return;
     const items = this.pending();
-    const mine = items.filter((i) => this.skipped(i.path));
-    const live = items.filter((i) => !this.skipped(i.path));
+    const mine = items.filter((i) => this.skipped(i));
+    const live = items.filter((i) => !this.skipped(i));
     const work = live.filter((i) => i.action !== 'skip');
     const leftAlone = live.length - work.length;
     const inSync = [...this.scan.all.values()].filter((i) => i.action === 'nothing' || i.action === 'refresh').length;
@@ -507,7 +511,7 @@ export class Session {
     type Row = PlanItem & { group: string };
     const rows: Row[] = this.pending()
       .filter((i) => match(i.path) || match(i.key))
-      .map((i) => ({ ...i, group: this.skipped(i.path) ? 'skipped' : i.action }))
+      .map((i) => ({ ...i, group: this.skipped(i) ? 'skipped' : i.action }))
       .filter((r) => !actions || actions.some((a) => r.group === a || (a === 'conflict' && r.group.startsWith('conflict')) || (a === 'delete' && r.group.startsWith('delete'))));
     if (rows.length === 0) {
       this.say(this.pending().length === 0 ? this.paint.green(`nothing to do (${scan.all.size} paths in sync)`) : 'no pending item matches');
@@ -595,7 +599,7 @@ export class Session {
     this.say(`  why     ${REASON_WORDS[item.reason] ?? item.reason}`);
     if (item.keepBoth) this.say(`  keep    the local version becomes ${item.keepBoth.path}`);
     if (item.reason.startsWith('conflict')) this.say(this.paint.dim(`  options diff ${item.path} to compare; set conflict remote|local|newer|keep-both; skip ${item.path}`));
-    const skip = this.skipped(item.path);
+    const skip = this.skipped(item);
     if (skip && isReported(item.action)) this.say(this.paint.yellow(`  skipped by you (skip ${skip}); unskip ${skip} puts it back`));
   }
 
@@ -668,7 +672,7 @@ export class Session {
     }
     const m = pathMatcher(pattern);
     const hits = this.pending().filter((i) => pattern === 'all' || m(i.path) || m(i.key));
-    const now = hits.filter((i) => Boolean(this.skipped(i.path)) === skip);
+    const now = hits.filter((i) => Boolean(this.skipped(i)) === skip);
     if (hits.length === 0) this.say(this.paint.yellow(`${skip ? 'skip' : 'unskip'} ${pattern}: matches nothing pending now (kept for later scans)`));
     else {
       this.say(`${skip ? 'skipping' : 'back in the plan'}: ${now.length} item${now.length === 1 ? '' : 's'}${now.length ? ': ' + now.slice(0, 5).map((i) => i.path).join(', ') : ''}${now.length > 5 ? ', …' : ''}`);
@@ -746,7 +750,7 @@ export class Session {
     if (w.length > 1) throw new ArgError('one GLOB at most');
     const scan = await this.needScan();
     const match = w[0] ? pathMatcher(w[0]) : () => true;
-    const items = scan.data.plan.items.filter((i) => !(isReported(i.action) && this.skipped(i.path)) && (match(i.path) || match(i.key)));
+    const items = scan.data.plan.items.filter((i) => !(isReported(i.action) && this.skipped(i)) && (match(i.path) || match(i.key)));
     const work = items.filter((i) => isReported(i.action) && i.action !== 'skip');
     if (work.length === 0) {
       this.say(w[0] ? `nothing to apply matches ${w[0]}` : 'nothing to apply');
@@ -788,7 +792,7 @@ export class Session {
     // The manifest moved on, so the old plan is stale: rescan so `apply` resumes from here.
     if (this.io.signal.aborted) return;
     await this.rescan(false);
-    if (stopped && this.pending().some((i) => !this.skipped(i.path))) this.say('type apply to resume');
+    if (stopped && this.pending().some((i) => !this.skipped(i))) this.say('type apply to resume');
   }
 
   // ---- trash ---------------------------------------------------------------------------------
@@ -858,7 +862,7 @@ export class Session {
       if (prev === '--action') return values(ACTION_ORDER.filter((a) => isReported(a)));
       const source =
         cmd === 'restore' ? this.trashCache
-        : cmd === 'unskip' ? this.rules.map((r) => r.pattern).concat(this.pending().filter((i) => this.skipped(i.path)).map((i) => i.path))
+        : cmd === 'unskip' ? this.rules.map((r) => r.pattern).concat(this.pending().filter((i) => this.skipped(i)).map((i) => i.path))
         : ['explain', 'diff', 'skip', 'apply', 'plan', 'trash'].includes(cmd) ? (cmd === 'explain' || cmd === 'diff' ? [...(this.scan?.all.keys() ?? [])] : this.pending().map((i) => i.path))
         : [];
       return [segments(source, last), last];

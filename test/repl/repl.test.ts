@@ -375,3 +375,19 @@ describe('nothing typed can break it', () => {
     assert.equal(await handle.closed, 0);
   });
 });
+
+describe('skip by key', () => {
+  test('skip accepts the remote key as apply and explain do: the item is left out of the apply', async () => {
+    await s3.reset();
+    const p = project({ 'staticfiles/css/keep.css': 'keep\n', 'staticfiles/css/go.css': 'go\n' });
+    const r = await open(p);
+    assert.match(await r.cmd('skip static/css/keep.css'), /skipping: 1 item: staticfiles\/css\/keep\.css/);
+    assert.match(await r.cmd('plan'), /skipped \(you\)\s+staticfiles\/css\/keep\.css/);
+    assert.match(await r.cmd('apply'), /1 uploaded/);
+    assert.deepEqual((await s3.listAll()).map((o) => o.key), ['static/css/go.css']);
+    assert.match(await r.cmd('unskip static/css/keep.css'), /back in the plan: 1 item/);
+    assert.match(await r.cmd('apply'), /1 uploaded/);
+    await assertInSync(p);
+    assert.equal(await r.close(), 0);
+  });
+});
