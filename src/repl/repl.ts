@@ -800,7 +800,7 @@ export class Session {
   private async trash(w: string[]): Promise<void> {
     if (w.length > 1) throw new ArgError('one GLOB at most');
     const dir = profilePaths(this.settings.manifestDir, this.settings.profile).trash;
-    const all = await listTrash(dir);
+    const all = await listTrash(dir, this.settings.mappings.map((m) => m.local));
     this.trashCache = [...new Set(all.map((e) => e.path))];
     const match = w[0] ? pathMatcher(w[0]) : () => true;
     const entries = all.filter((e) => match(e.path));
@@ -812,7 +812,7 @@ export class Session {
       this.say(`${this.paint.bold(runId)}: ${list.length} file${list.length === 1 ? '' : 's'}, ${formatBytes(list.reduce((n, e) => n + e.size, 0))}`);
       for (const e of list.slice(0, 10)) {
         if (shown++ >= 50) break;
-        this.say(`  ${e.path}  ${this.paint.dim(formatBytes(e.size))}`);
+        this.say(`  ${e.path}  ${this.paint.dim(formatBytes(e.size) + (e.remote ? ' (the remote version, kept when the local one won a conflict)' : ''))}`);
       }
       if (list.length > 10) this.say(`  … and ${list.length - 10} more (trash GLOB narrows)`);
       if (shown >= 50) {
@@ -827,9 +827,9 @@ export class Session {
     const { positional, flags } = parseFlags(w, ['run']);
     if (positional.length !== 1) throw new ArgError('give one PATH');
     const paths = profilePaths(this.settings.manifestDir, this.settings.profile);
-    const r = await restoreFromTrash({ root: this.settings.root, profileDir: paths.dir, trashDir: paths.trash, rel: positional[0]!, runId: flags.get('run') });
+    const r = await restoreFromTrash({ root: this.settings.root, profileDir: paths.dir, trashDir: paths.trash, rel: positional[0]!, runId: flags.get('run'), mappedFolders: this.settings.mappings.map((m) => m.local) });
     if (r.displaced) this.say(this.paint.yellow(`the file that was at ${r.rel} went to the trash first: ${path.relative(this.settings.root, r.displaced)}`));
-    this.say(`restored ${r.rel} from run ${r.runId}${r.others.length ? this.paint.dim(` (also in runs ${r.others.join(', ')})`) : ''}`);
+    this.say(`restored ${r.remote ? 'the remote version of ' : ''}${r.rel} from run ${r.runId}${r.others.length ? this.paint.dim(` (also in runs ${r.others.join(', ')})`) : ''}`);
     this.remember(`restored ${r.rel} from run ${r.runId}`);
     this.say(this.paint.dim('type scan to see what the next apply does with it'));
   }

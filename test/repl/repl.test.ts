@@ -391,3 +391,27 @@ describe('skip by key', () => {
     assert.equal(await r.close(), 0);
   });
 });
+
+describe('restoring the remote loser of a conflict', () => {
+  test('the remote version kept when the local one won comes back at its own path, not under a remote/ folder', async () => {
+    await s3.reset();
+    const p = project({ 'media/doc.txt': 'v1\n' });
+    const r = await open(p);
+    await r.cmd('apply');
+    p.write('media/doc.txt', 'local edit\n');
+    await s3.putRaw('media/doc.txt', 'remote edit\n');
+    await r.cmd('set conflict local');
+    assert.match(await r.cmd('apply'), /1 conflicts/);
+    assert.equal((await s3.getBuffer('media/doc.txt')).toString(), 'local edit\n');
+    const trash = await r.cmd('trash');
+    assert.match(trash, /^ {2}media\/doc\.txt {2}.*remote version/m);
+    assert.doesNotMatch(trash, /remote\/media/);
+    assert.match(await r.cmd('restore media/doc.txt'), /restored the remote version of media\/doc\.txt/);
+    assert.equal(p.read('media/doc.txt'), 'remote edit\n');
+    assert.ok(!fs.existsSync(path.join(p.root, 'remote')), 'nothing restored outside the mapped folders');
+    // The local winner it replaced is in the trash now, and can come back in turn.
+    assert.match(await r.cmd('restore media/doc.txt'), /restored media\/doc\.txt/);
+    assert.equal(p.read('media/doc.txt'), 'local edit\n');
+    assert.equal(await r.close(), 0);
+  });
+});
