@@ -752,7 +752,10 @@ export class Session {
     const match = w[0] ? pathMatcher(w[0]) : () => true;
     const items = scan.data.plan.items.filter((i) => !(isReported(i.action) && this.skipped(i)) && (match(i.path) || match(i.key)));
     const work = items.filter((i) => isReported(i.action) && i.action !== 'skip');
-    if (work.length === 0) {
+    // Touched files (same bytes, new stat) and paths gone on both sides move nothing, but until an
+    // apply records them every scan reads and hashes those files again.
+    const bookkeeping = items.filter((i) => i.action === 'refresh' || i.action === 'forget').length;
+    if (work.length === 0 && (bookkeeping === 0 || this.settings.dryRun)) {
       this.say(w[0] ? `nothing to apply matches ${w[0]}` : 'nothing to apply');
       return;
     }
@@ -766,7 +769,8 @@ export class Session {
     });
     const log = new RunLog(() => [path.join(profilePaths(this.settings.manifestDir, this.settings.profile).logs, `${runId}.ndjson`)], this.redact);
     events.on(log.listener);
-    this.say(`applying ${work.length} item${work.length === 1 ? '' : 's'}${this.settings.dryRun ? ' (dry run: nothing changes)' : ''}; ${this.paint.dim('stop or Ctrl+C stops cleanly')}`);
+    if (work.length === 0) this.say(`nothing to transfer; recording ${bookkeeping} unchanged path${bookkeeping === 1 ? '' : 's'} in the manifest`);
+    else this.say(`applying ${work.length} item${work.length === 1 ? '' : 's'}${this.settings.dryRun ? ' (dry run: nothing changes)' : ''}; ${this.paint.dim('stop or Ctrl+C stops cleanly')}`);
     this.stats.applies++;
     let stopped = false;
     try {

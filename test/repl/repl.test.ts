@@ -415,3 +415,20 @@ describe('restoring the remote loser of a conflict', () => {
     assert.equal(await r.close(), 0);
   });
 });
+
+describe('touched files', () => {
+  test('apply records files whose stat moved but bytes did not, so the next scan does not hash them again', async () => {
+    await s3.reset();
+    const p = project({ 'media/a.txt': 'same bytes\n', 'media/b.txt': 'b\n' });
+    const r = await open(p);
+    assert.match(await r.cmd('apply'), /2 uploaded/);
+    const when = new Date('2021-03-01T00:00:00Z');
+    fs.utimesSync(path.join(p.root, 'media/a.txt'), when, when);
+    assert.match(await r.cmd('scan'), /1 read and hashed/);
+    assert.match(await r.cmd('apply'), /recording 1 unchanged path in the manifest/);
+    assert.match(await r.cmd('scan'), /0 read and hashed/);
+    assert.match(await r.cmd('apply'), /^nothing to apply$/m);
+    await assertInSync(p);
+    assert.equal(await r.close(), 0);
+  });
+});
