@@ -253,6 +253,24 @@ describe('credentials in SQL Server', () => {
     }
   });
 
+  it('at the hidden prompt, arrow keys and bracketed-paste markers are not part of the value', async () => {
+    const p = profile('keys');
+    const tty: FakeStdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => true });
+    const pending = cli(['creds', 'set', 'AWS_ACCESS_KEY_ID', '--profile', p], { stdin: tty });
+    for (const chunk of ['AKIA', '\u001b[D', '\u001bOH', '\u001b[200~PASTED\u001b[201~', '\u001b[3~', 'Z9', '\r']) {
+      await new Promise((r) => setImmediate(r));
+      tty.write(chunk);
+    }
+    const typed = await pending;
+    assert.equal(typed.code, 0, typed.stderr);
+    const store = new MssqlStore({ connectionString: db.connectionString, origin: 'STORAGE_SYNC_MSSQL' });
+    try {
+      assert.equal((await store.get(p, 'AWS_ACCESS_KEY_ID'))?.value, 'AKIAPASTEDZ9');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('wrong password: login failed (18456), one line, neither password in it', async () => {
     const wrong = `Wrong-${randomBytes(6).toString('hex')}`;
     const r = await cli(['creds', 'list'], { env: { STORAGE_SYNC_MSSQL: db.withPassword(wrong) } });
