@@ -432,3 +432,18 @@ describe('touched files', () => {
     assert.equal(await r.close(), 0);
   });
 });
+
+describe('diff of hostile content', () => {
+  test('escape sequences in an object are shown as ^[, never sent to the terminal', async () => {
+    await s3.reset();
+    const p = project({ 'media/t.txt': 'line one\n' });
+    const r = await open(p);
+    await r.cmd('apply');
+    await s3.putRaw('media/t.txt', 'line one\n\x1b]0;pwned\x07\x1b[2Jhidden\n');
+    await r.cmd('scan');
+    const out = await r.cmd('diff media/t.txt');
+    assert.match(out, /^-\^\[\]0;pwned\^G\^\[\[2Jhidden$/m);
+    assert.ok(!out.includes('\x1b') && !out.includes('\x07'), JSON.stringify(out));
+    assert.equal(await r.close(), 0);
+  });
+});
