@@ -152,8 +152,20 @@ function readHidden(io: CliIO, stdin: NonNullable<CliIO['stdin']>, name: string)
       else resolve(value);
     };
     const onEnd = (): void => finish(new UsageError(`creds set ${name}: no value typed`));
+    // Arrow, Home and similar keys arrive as escape sequences (ESC [ ... final, ESC O x), a paste
+    // in a terminal with bracketed paste as ESC [200~ ... ESC [201~: none of it is the value.
+    let esc: 'none' | 'esc' | 'csi' | 'ss3' = 'none';
     const onData = (chunk: Buffer | string): void => {
       for (const ch of chunk.toString()) {
+        if (esc !== 'none') {
+          if (esc === 'esc') esc = ch === '[' ? 'csi' : ch === 'O' ? 'ss3' : 'none';
+          else if (esc === 'ss3' || (ch >= '@' && ch <= '~')) esc = 'none';
+          continue;
+        }
+        if (ch === '\u001b') {
+          esc = 'esc';
+          continue;
+        }
         if (ch === '\r' || ch === '\n') return finish(undefined);
         if (ch === '\u0003') return finish(new InterruptedError('SIGINT'));
         if (ch === '\u0004') return value === '' ? finish(new UsageError(`creds set ${name}: no value typed`)) : finish(undefined);

@@ -108,7 +108,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     }
     redact = makeRedactor([...secretsOf(credentials), ...(sqlStore?.secrets ?? [])]);
     if (command === 'manifest') return await manifestCommand(settings, action, a['path'] as string | undefined, io, { credentials, json, deep: a['deep'] === true, redact });
-    if (REPL_COMMANDS.includes(command)) return await replCommand(settings, credentials, io);
+    if (REPL_COMMANDS.includes(command)) return await replCommand(settings, credentials, io, sqlStore?.secrets ?? []);
     return await runCommand(command, a, settings, credentials, io, json, redact);
   } catch (err) {
     const code = err instanceof SyncError ? err.exitCode : 1;

@@ -96,7 +96,8 @@ export async function parseArgs(argv: string[]): Promise<Parsed> {
         return;
       }
       if (err) {
-        reject(new UsageError(err.message.split('\n')[0] ?? 'invalid arguments'));
+        // One line, but all of it: yargs puts the useful part of "Invalid values:" on the next lines.
+        reject(new UsageError(err.message.replace(/\s*\n\s*/g, ' ').trim() || 'invalid arguments'));
         return;
       }
       const command = (args['_'] as unknown[])[0];

@@ -121,7 +121,9 @@ export function explainMssqlError(err: unknown, cfg: sql.config, origin: MssqlOr
   const raw = oneLineOf(err);
   const codes = codesIn(err);
   const clean = (s: string): string => {
-    let out = redactConnectionString(s);
+    // SQL Server 2019+ quotes the start of a value too long for its column (error 2628): with
+    // `creds set AWS_SECRET_ACCESS_KEY` into a narrower column than ours, that is the secret.
+    let out = redactConnectionString(s).replace(/(Truncated value: )'(?:[^']|'')*'?/gi, "$1'***'");
     for (const secret of secrets) if (secret) out = out.split(secret).join('***');
     return out;
   };

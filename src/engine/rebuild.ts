@@ -108,6 +108,15 @@ async function refuseHealthy(d: RebuildDeps): Promise<number> {
   if (isConsistent(v)) {
     throw new SafetyError(`not rebuilt: the manifest (${v.entries} entries) is consistent with both sides (\`storage-sync manifest verify\` finds no problem); use --force to rebuild it anyway`);
   }
+  // A path that could not be checked (behind a symlink, in an unreadable folder) is no evidence
+  // against the base, and a rebuild would turn every pending edit into a conflict.
+  if (!v.problems.some((p) => p.kind === 'inconsistent')) {
+    const n = v.problems.filter((p) => p.kind === 'failed').length;
+    throw new SafetyError(
+      `not rebuilt: the manifest (${v.entries} entries) has no inconsistent entry; ${n} path${n === 1 ? '' : 's'} could not be checked ` +
+        '(`storage-sync manifest verify` lists them); use --force to rebuild it anyway',
+    );
+  }
   return v.generation;
 }
 

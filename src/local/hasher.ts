@@ -10,6 +10,16 @@ import { SMALL_FILE_MAX } from './hash-worker.js';
 
 export type { HashResult, HashTask } from './hash-worker.js';
 
+/**
+ * Piscina first tries require() on the worker file, which Node 20.19+ turns into require(esm); in
+ * worker threads under load that aborts the whole process now and then (V8 fatal error
+ * "IsGraphAsync must be used on an instantiated module", seen in the test suite). Without
+ * require(esm) the require throws and piscina loads the file with import(), as on older Nodes.
+ */
+export const WORKER_EXEC_ARGV = process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module')
+  ? [...process.execArgv, '--no-experimental-require-module']
+  : [...process.execArgv];
+
 const BATCH_FILES = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** How long close() waits for threads still loading the worker module. */
@@ -123,6 +133,7 @@ export class Hasher {
     if (this.pool) return this.pool;
     this.pool = new Piscina({
       filename: new URL('./hash-worker.js', import.meta.url).href,
+      execArgv: WORKER_EXEC_ARGV,
       // Threads start on demand: Piscina marks threads it starts up front as ready before they
       // have loaded anything (and says so by no event), so close() could not tell when it may end them.
       minThreads: 0,

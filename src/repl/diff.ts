@@ -47,7 +47,7 @@ export async function diffCommand(d: DiffDeps): Promise<void> {
     if (patch !== undefined) {
       const lines = patch.split('\n').filter((l) => !l.startsWith('====='));
       while (lines.length && lines[lines.length - 1] === '') lines.pop();
-      for (const l of lines.slice(0, d.limit)) say(colour(l, paint));
+      for (const l of lines.slice(0, d.limit)) say(colour(visible(l), paint));
       if (lines.length > d.limit) say(paint.yellow(`… ${lines.length - d.limit} more lines (diff PATH --limit N|all)`));
       return;
     }
@@ -115,6 +115,15 @@ function asText(b: Buffer): string | false {
   } catch {
     return false;
   }
+}
+
+/**
+ * Control characters of a file (ESC above all) are shown, not sent: an object in the bucket must
+ * not be able to drive the user's terminal (retitle it, write the clipboard, hide lines).
+ */
+function visible(line: string): string {
+  // eslint-disable-next-line no-control-regex
+  return line.replace(/[\x00-\x08\x0b-\x1f\x7f\x9b]/g, (c) => (c === '\x7f' ? '^?' : c === '\x9b' ? '\\x9b' : '^' + String.fromCharCode(c.charCodeAt(0) + 64)));
 }
 
 function colour(line: string, paint: Paint): string {

@@ -85,9 +85,10 @@ export class Session {
   private readonly commands: Record<string, Command>;
   private readonly aliases: Record<string, string> = { refresh: 'scan', quit: 'exit', '?': 'help', ls: 'plan' };
 
-  constructor(settings: Settings, private readonly credentials: Credentials, private readonly io: CliIO) {
+  /** `secrets`: more values to keep out of every output (the SQL password the credentials came with). */
+  constructor(settings: Settings, private readonly credentials: Credentials, private readonly io: CliIO, secrets: string[] = []) {
     this.settings = { ...settings };
-    this.redact = makeRedactor(secretsOf(credentials));
+    this.redact = makeRedactor([...secretsOf(credentials), ...secrets]);
     this.tty = io.stdout.isTTY === true;
     this.paint = makePaint(colourWanted(this.tty, io.env));
     this.commands = this.table();
@@ -202,7 +203,8 @@ export class Session {
       if (!t) return;
       try {
         fs.mkdirSync(path.dirname(file), { recursive: true });
-        fs.appendFileSync(file, t.replace(/\n/g, ' ') + '\n');
+        // A secret pasted at the prompt by mistake must not be kept on disk in the clear.
+        fs.appendFileSync(file, this.redact(t.replace(/\n/g, ' ')) + '\n');
       } catch {
         // history is a convenience; an unwritable manifest folder must not break the session
       }
@@ -422,17 +424,21 @@ export class Session {
     return (this.scan?.data.plan.items ?? []).filter((i) => isReported(i.action));
   }
 
-  private skipped(p: string): string | undefined {
+  /** The rule that takes an item out; a rule may name its local path or, as `apply` and `explain` accept, its key. */
+  private skipped(i: { path: string; key: string }): string | undefined {
     let hit: string | undefined;
-    for (const r of this.rules) if (pathMatcher(r.pattern)(p)) hit = r.skip ? r.pattern : undefined;
+    for (const r of this.rules) {
+      const m = pathMatcher(r.pattern);
+      if (m(i.path) || m(i.key)) hit = r.skip ? r.pattern : undefined;
+    }
     return hit;
   }
 
   private sayPending(): void {
     if (!this.scan) return;
     const items = this.pending();
-    const mine = items.filter((i) => this.skipped(i.path));
-    const live = items.filter((i) => !this.skipped(i.path));
+    const mine = items.filter((i) => this.skipped(i));
+    const live = items.filter((i) => !this.skipped(i));
     const work = live.filter((i) => i.action !== 'skip');
     const leftAlone = live.length - work.length;
     const inSync = [...this.scan.all.values()].filter((i) => i.action === 'nothing' || i.action === 'refresh').length;
@@ -505,7 +511,7 @@ export class Session {
     type Row = PlanItem & { group: string };
     const rows: Row[] = this.pending()
       .filter((i) => match(i.path) || match(i.key))
-      .map((i) => ({ ...i, group: this.skipped(i.path) ? 'skipped' : i.action }))
+      .map((i) => ({ ...i, group: this.skipped(i) ? 'skipped' : i.action }))
       .filter((r) => !actions || actions.some((a) => r.group === a || (a === 'conflict' && r.group.startsWith('conflict')) || (a === 'delete' && r.group.startsWith('delete'))));
     if (rows.length === 0) {
       this.say(this.pending().length === 0 ? this.paint.green(`nothing to do (${scan.all.size} paths in sync)`) : 'no pending item matches');
@@ -593,7 +599,7 @@ export class Session {
     this.say(`  why     ${REASON_WORDS[item.reason] ?? item.reason}`);
     if (item.keepBoth) this.say(`  keep    the local version becomes ${item.keepBoth.path}`);
     if (item.reason.startsWith('conflict')) this.say(this.paint.dim(`  options diff ${item.path} to compare; set conflict remote|local|newer|keep-both; skip ${item.path}`));
-    const skip = this.skipped(item.path);
+    const skip = this.skipped(item);
     if (skip && isReported(item.action)) this.say(this.paint.yellow(`  skipped by you (skip ${skip}); unskip ${skip} puts it back`));
   }
 
@@ -666,7 +672,7 @@ export class Session {
     }
     const m = pathMatcher(pattern);
     const hits = this.pending().filter((i) => pattern === 'all' || m(i.path) || m(i.key));
-    const now = hits.filter((i) => Boolean(this.skipped(i.path)) === skip);
+    const now = hits.filter((i) => Boolean(this.skipped(i)) === skip);
     if (hits.length === 0) this.say(this.paint.yellow(`${skip ? 'skip' : 'unskip'} ${pattern}: matches nothing pending now (kept for later scans)`));
     else {
       this.say(`${skip ? 'skipping' : 'back in the plan'}: ${now.length} item${now.length === 1 ? '' : 's'}${now.length ? ': ' + now.slice(0, 5).map((i) => i.path).join(', ') : ''}${now.length > 5 ? ', …' : ''}`);
@@ -744,9 +750,12 @@ export class Session {
     if (w.length > 1) throw new ArgError('one GLOB at most');
     const scan = await this.needScan();
     const match = w[0] ? pathMatcher(w[0]) : () => true;
-    const items = scan.data.plan.items.filter((i) => !(isReported(i.action) && this.skipped(i.path)) && (match(i.path) || match(i.key)));
+    const items = scan.data.plan.items.filter((i) => !(isReported(i.action) && this.skipped(i)) && (match(i.path) || match(i.key)));
     const work = items.filter((i) => isReported(i.action) && i.action !== 'skip');
-    if (work.length === 0) {
+    // Touched files (same bytes, new stat) and paths gone on both sides move nothing, but until an
+    // apply records them every scan reads and hashes those files again.
+    const bookkeeping = items.filter((i) => i.action === 'refresh' || i.action === 'forget').length;
+    if (work.length === 0 && (bookkeeping === 0 || this.settings.dryRun)) {
       this.say(w[0] ? `nothing to apply matches ${w[0]}` : 'nothing to apply');
       return;
     }
@@ -760,7 +769,8 @@ export class Session {
     });
     const log = new RunLog(() => [path.join(profilePaths(this.settings.manifestDir, this.settings.profile).logs, `${runId}.ndjson`)], this.redact);
     events.on(log.listener);
-    this.say(`applying ${work.length} item${work.length === 1 ? '' : 's'}${this.settings.dryRun ? ' (dry run: nothing changes)' : ''}; ${this.paint.dim('stop or Ctrl+C stops cleanly')}`);
+    if (work.length === 0) this.say(`nothing to transfer; recording ${bookkeeping} unchanged path${bookkeeping === 1 ? '' : 's'} in the manifest`);
+    else this.say(`applying ${work.length} item${work.length === 1 ? '' : 's'}${this.settings.dryRun ? ' (dry run: nothing changes)' : ''}; ${this.paint.dim('stop or Ctrl+C stops cleanly')}`);
     this.stats.applies++;
     let stopped = false;
     try {
@@ -786,7 +796,7 @@ export class Session {
     // The manifest moved on, so the old plan is stale: rescan so `apply` resumes from here.
     if (this.io.signal.aborted) return;
     await this.rescan(false);
-    if (stopped && this.pending().some((i) => !this.skipped(i.path))) this.say('type apply to resume');
+    if (stopped && this.pending().some((i) => !this.skipped(i))) this.say('type apply to resume');
   }
 
   // ---- trash ---------------------------------------------------------------------------------
@@ -794,7 +804,7 @@ export class Session {
   private async trash(w: string[]): Promise<void> {
     if (w.length > 1) throw new ArgError('one GLOB at most');
     const dir = profilePaths(this.settings.manifestDir, this.settings.profile).trash;
-    const all = await listTrash(dir);
+    const all = await listTrash(dir, this.settings.mappings.map((m) => m.local));
     this.trashCache = [...new Set(all.map((e) => e.path))];
     const match = w[0] ? pathMatcher(w[0]) : () => true;
     const entries = all.filter((e) => match(e.path));
@@ -806,7 +816,7 @@ export class Session {
       this.say(`${this.paint.bold(runId)}: ${list.length} file${list.length === 1 ? '' : 's'}, ${formatBytes(list.reduce((n, e) => n + e.size, 0))}`);
       for (const e of list.slice(0, 10)) {
         if (shown++ >= 50) break;
-        this.say(`  ${e.path}  ${this.paint.dim(formatBytes(e.size))}`);
+        this.say(`  ${e.path}  ${this.paint.dim(formatBytes(e.size) + (e.remote ? ' (the remote version, kept when the local one won a conflict)' : ''))}`);
       }
       if (list.length > 10) this.say(`  … and ${list.length - 10} more (trash GLOB narrows)`);
       if (shown >= 50) {
@@ -821,9 +831,9 @@ export class Session {
     const { positional, flags } = parseFlags(w, ['run']);
     if (positional.length !== 1) throw new ArgError('give one PATH');
     const paths = profilePaths(this.settings.manifestDir, this.settings.profile);
-    const r = await restoreFromTrash({ root: this.settings.root, profileDir: paths.dir, trashDir: paths.trash, rel: positional[0]!, runId: flags.get('run') });
+    const r = await restoreFromTrash({ root: this.settings.root, profileDir: paths.dir, trashDir: paths.trash, rel: positional[0]!, runId: flags.get('run'), mappedFolders: this.settings.mappings.map((m) => m.local) });
     if (r.displaced) this.say(this.paint.yellow(`the file that was at ${r.rel} went to the trash first: ${path.relative(this.settings.root, r.displaced)}`));
-    this.say(`restored ${r.rel} from run ${r.runId}${r.others.length ? this.paint.dim(` (also in runs ${r.others.join(', ')})`) : ''}`);
+    this.say(`restored ${r.remote ? 'the remote version of ' : ''}${r.rel} from run ${r.runId}${r.others.length ? this.paint.dim(` (also in runs ${r.others.join(', ')})`) : ''}`);
     this.remember(`restored ${r.rel} from run ${r.runId}`);
     this.say(this.paint.dim('type scan to see what the next apply does with it'));
   }
@@ -856,7 +866,7 @@ export class Session {
       if (prev === '--action') return values(ACTION_ORDER.filter((a) => isReported(a)));
       const source =
         cmd === 'restore' ? this.trashCache
-        : cmd === 'unskip' ? this.rules.map((r) => r.pattern).concat(this.pending().filter((i) => this.skipped(i.path)).map((i) => i.path))
+        : cmd === 'unskip' ? this.rules.map((r) => r.pattern).concat(this.pending().filter((i) => this.skipped(i)).map((i) => i.path))
         : ['explain', 'diff', 'skip', 'apply', 'plan', 'trash'].includes(cmd) ? (cmd === 'explain' || cmd === 'diff' ? [...(this.scan?.all.keys() ?? [])] : this.pending().map((i) => i.path))
         : [];
       return [segments(source, last), last];
@@ -900,8 +910,8 @@ function countsLine(items: { action: Action | string; bytes: number }[], paint: 
 }
 
 /** The `repl` command: resolves with the process exit code when the session ends. */
-export async function replCommand(settings: Settings, credentials: Credentials, io: CliIO): Promise<number> {
-  return (await new Session(settings, credentials, io).start()).closed;
+export async function replCommand(settings: Settings, credentials: Credentials, io: CliIO, secrets: string[] = []): Promise<number> {
+  return (await new Session(settings, credentials, io, secrets).start()).closed;
 }
 
 /** p2 before p10, as a person sorts. */

@@ -10,12 +10,27 @@ import { ArgError } from './args.js';
 
 export interface TrashEntry {
   runId: string;
+  /** The local path the file belongs at. */
   path: string;
   size: number;
+  /** The remote side of a conflict the local side won (kept under `<run>/remote/<path>`). */
+  remote: boolean;
+  /** Where it sits inside the run's trash folder. */
+  file: string;
 }
 
-export function listTrash(trashDir: string): Promise<TrashEntry[]> {
-  return Trash.list(trashDir);
+/**
+ * Every trashed file, by the local path it belongs at. The engine keeps the remote loser of a
+ * conflict under `<run>/remote/<path>`: that is the remote version of `<path>`, not a file of a
+ * folder named `remote`, unless `remote` is itself a mapped folder and the rest is not.
+ */
+export async function listTrash(trashDir: string, mappedFolders: readonly string[] = []): Promise<TrashEntry[]> {
+  const mapped = (p: string): boolean => mappedFolders.some((m) => p.startsWith(m + '/'));
+  return (await Trash.list(trashDir)).map((e) => {
+    const rest = e.path.startsWith('remote/') ? e.path.slice('remote/'.length) : undefined;
+    const remote = rest !== undefined && (mapped(rest) || !mapped(e.path));
+    return { runId: e.runId, path: remote ? rest! : e.path, size: e.size, remote, file: e.path };
+  });
 }
 
 export interface Restored {
@@ -25,17 +40,20 @@ export interface Restored {
   displaced?: string;
   /** Other runs that also hold this path. */
   others: string[];
+  /** It was the remote version (the loser of a conflict). */
+  remote: boolean;
 }
 
-export async function restoreFromTrash(o: { root: string; profileDir: string; trashDir: string; rel: string; runId?: string }): Promise<Restored> {
+export async function restoreFromTrash(o: { root: string; profileDir: string; trashDir: string; rel: string; runId?: string; mappedFolders?: readonly string[] }): Promise<Restored> {
   const rel = path.posix.normalize(o.rel.replace(/\\/g, '/').replace(/^\.\//, ''));
   if (rel === '.' || rel.startsWith('../') || rel === '..' || path.posix.isAbsolute(rel)) throw new ArgError(`${o.rel} is not a path inside the project`);
-  const entries = (await listTrash(o.trashDir)).filter((e) => e.path === rel);
+  const entries = (await listTrash(o.trashDir, o.mappedFolders)).filter((e) => e.path === rel);
   if (entries.length === 0) throw new ArgError(`${rel} is not in the trash (type trash to list it)`);
   const runs = entries.map((e) => e.runId);
   const runId = o.runId ?? runs[runs.length - 1]!;
   if (!runs.includes(runId)) throw new ArgError(`run ${runId} has no ${rel} in the trash (it is in ${runs.join(', ')})`);
-  const src = path.join(o.trashDir, runId, rel);
+  const entry = entries.filter((e) => e.runId === runId).pop()!;
+  const src = path.join(o.trashDir, runId, entry.file);
   const dest = path.join(o.root, rel);
   // A sync running meanwhile (another terminal) could be writing the same path.
   const lock = RunLock.acquire(o.profileDir);
@@ -61,7 +79,7 @@ export async function restoreFromTrash(o: { root: string; profileDir: string; tr
       }
     }
     await fs.promises.unlink(src);
-    return { rel, runId, ...(displaced ? { displaced } : {}), others: runs.filter((r) => r !== runId) };
+    return { rel, runId, ...(displaced ? { displaced } : {}), others: [...new Set(runs.filter((r) => r !== runId))], remote: entry.remote };
   } finally {
     lock.release();
   }

@@ -195,3 +195,24 @@ test('an interrupted rebuild changes nothing (exit 130), and a killed one\'s lef
   assert.equal(again.code, 0, again.stderr);
   assert.ok(!fs.existsSync(leftover), 'the next rebuild removes it');
 });
+
+test('a sound manifest with a path that cannot be checked (behind a symlink) is not replaced without --force', async () => {
+  const file = path.join(profileDir(), 'manifest.lmdb');
+  // A local edit the old base knows is an edit: a rebuild would turn it into a conflict.
+  p.write('media/a.txt', 'alpha, edited');
+  const sub = path.join(p.root, 'media/sub');
+  fs.renameSync(sub, path.join(p.root, 'elsewhere'));
+  fs.symlinkSync(path.join(p.root, 'elsewhere'), sub);
+  const before = fs.readFileSync(file);
+  const r = await cli('manifest', 'rebuild');
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(r.stderr, /not rebuilt: .*1 path could not be checked.*--force/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.ok(fs.readFileSync(file).equals(before), 'manifest untouched');
+  fs.rmSync(sub);
+  fs.renameSync(path.join(p.root, 'elsewhere'), sub);
+  const sync = await cli('sync', '--json');
+  assert.equal(sync.code, 0, sync.stderr);
+  assert.equal(sync.summary?.['uploaded'], 1, 'the edit is still an upload, not a conflict');
+  assert.equal(sync.summary?.['conflicts'], 0);
+});

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { mssqlConfig, mssqlTarget, redactConnectionString, DEFAULT_CONNECT_TIMEOUT_MS } from '../../src/credentials/mssql-config.js';
+import { explainMssqlError, mssqlConfig, mssqlTarget, redactConnectionString, DEFAULT_CONNECT_TIMEOUT_MS } from '../../src/credentials/mssql-config.js';
 import { MssqlStore } from '../../src/credentials/mssql-store.js';
 import { maskValue } from '../../src/cli/creds-cmd.js';
 import { makeProject, runCli, type CliResult } from '../support/harness.js';
@@ -66,6 +66,16 @@ describe('mssql config from a connection string', () => {
     assert.equal(redactConnectionString('pwd = "x;y";Server=h'), 'pwd = ***;Server=h');
     assert.equal(redactConnectionString("PASSWORD='it''s';a=b"), 'PASSWORD=***;a=b');
     assert.equal(redactConnectionString('Password={a}}b};x=1'), 'Password=***;x=1');
+  });
+
+  it('a value too long for a narrower column (error 2628) is not quoted back: it may be the secret key', () => {
+    const cfg = mssqlConfig('Server=db,1433;Database=app;User Id=sa;Password=pw1234;Encrypt=false');
+    const secret = 'wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY';
+    const err = Object.assign(new Error(`String or binary data would be truncated in table 'app.dbo.storage_credentials', column 'value'. Truncated value: '${secret.slice(0, 20)}'.`), { number: 2628 });
+    const e = explainMssqlError(err, cfg, 'STORAGE_SYNC_MSSQL', { numbers: [] }, ['pw1234']);
+    assert.equal(e.exitCode, 2);
+    assert.match(e.message, /would be truncated .*column 'value'\. Truncated value: '\*\*\*'/);
+    assert.ok(!e.message.includes(secret.slice(0, 8)), e.message);
   });
 
   it('takes STORAGE_SYNC_MSSQL before the config, and nothing when neither is set', () => {

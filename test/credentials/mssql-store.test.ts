@@ -253,6 +253,24 @@ describe('credentials in SQL Server', () => {
     }
   });
 
+  it('at the hidden prompt, arrow keys and bracketed-paste markers are not part of the value', async () => {
+    const p = profile('keys');
+    const tty: FakeStdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => true });
+    const pending = cli(['creds', 'set', 'AWS_ACCESS_KEY_ID', '--profile', p], { stdin: tty });
+    for (const chunk of ['AKIA', '\u001b[D', '\u001bOH', '\u001b[200~PASTED\u001b[201~', '\u001b[3~', 'Z9', '\r']) {
+      await new Promise((r) => setImmediate(r));
+      tty.write(chunk);
+    }
+    const typed = await pending;
+    assert.equal(typed.code, 0, typed.stderr);
+    const store = new MssqlStore({ connectionString: db.connectionString, origin: 'STORAGE_SYNC_MSSQL' });
+    try {
+      assert.equal((await store.get(p, 'AWS_ACCESS_KEY_ID'))?.value, 'AKIAPASTEDZ9');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('wrong password: login failed (18456), one line, neither password in it', async () => {
     const wrong = `Wrong-${randomBytes(6).toString('hex')}`;
     const r = await cli(['creds', 'list'], { env: { STORAGE_SYNC_MSSQL: db.withPassword(wrong) } });
@@ -375,6 +393,23 @@ describe('credentials in SQL Server', () => {
 
     const human = await cli(['sync', '--profile', p], { env });
     assert.equal(human.code, 0, human.stderr);
+    await assertNoConnectionLeft();
+  });
+
+  it('the REPL on credentials from SQL Server: a secret pasted at its prompt stays off its screen and out of its history file', async () => {
+    const p = profile('repl');
+    await storeS3Credentials(p);
+    await s3.reset();
+    const input = new PassThrough();
+    for (const line of [s3.secretAccessKey, `explain ${db.password}`, 'status']) input.write(line + '\n');
+    input.end();
+    const r = await cli(['repl', '--profile', p], { env: { STORAGE_SYNC_MSSQL: db.connectionString }, stdin: input as FakeStdin });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /error: unknown command "\*\*\*"/);
+    assert.match(r.stdout, /error: \*\*\* is not in the last scan/);
+    const history = fs.readFileSync(path.join(project.root, 'manifests', p, 'repl_history'), 'utf8');
+    assert.match(history, /^status$/m, 'the history was written');
+    for (const secret of [s3.secretAccessKey, db.password]) assert.ok(!history.includes(secret) && !r.stdout.includes(secret), 'no secret in the history file or on screen');
     await assertNoConnectionLeft();
   });
 

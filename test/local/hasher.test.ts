@@ -134,3 +134,22 @@ test('nothing to hash starts no workers', async () => {
   assert.deepEqual(await idle.hashMany([]), []);
   await idle.close();
 });
+
+test('hash workers load their module with import(), never through require(esm) (a V8 fatal error under load on Node 20.19+)', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const { WORKER_EXEC_ARGV } = await import('../../src/local/hasher.js');
+  const workerFile = new URL('../../src/local/hash-worker.js', import.meta.url).pathname;
+  const probe = `const { parentPort, workerData } = require('node:worker_threads');
+    try { require(workerData); parentPort.postMessage('required'); } catch (e) { parentPort.postMessage(String(e.code)); }`;
+  const w = new Worker(probe, { eval: true, execArgv: WORKER_EXEC_ARGV, workerData: workerFile });
+  const answer = await new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  // piscina tries require() first and falls back to import() when it throws.
+  assert.equal(answer, 'ERR_REQUIRE_ESM');
+  const body = randomBytes(5000);
+  const [r] = await hasher.hashMany([{ abs: file('esm/x.bin', body), size: body.length }]);
+  assert.equal(r?.md5, md5(body));
+});

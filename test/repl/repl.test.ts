@@ -375,3 +375,75 @@ describe('nothing typed can break it', () => {
     assert.equal(await handle.closed, 0);
   });
 });
+
+describe('skip by key', () => {
+  test('skip accepts the remote key as apply and explain do: the item is left out of the apply', async () => {
+    await s3.reset();
+    const p = project({ 'staticfiles/css/keep.css': 'keep\n', 'staticfiles/css/go.css': 'go\n' });
+    const r = await open(p);
+    assert.match(await r.cmd('skip static/css/keep.css'), /skipping: 1 item: staticfiles\/css\/keep\.css/);
+    assert.match(await r.cmd('plan'), /skipped \(you\)\s+staticfiles\/css\/keep\.css/);
+    assert.match(await r.cmd('apply'), /1 uploaded/);
+    assert.deepEqual((await s3.listAll()).map((o) => o.key), ['static/css/go.css']);
+    assert.match(await r.cmd('unskip static/css/keep.css'), /back in the plan: 1 item/);
+    assert.match(await r.cmd('apply'), /1 uploaded/);
+    await assertInSync(p);
+    assert.equal(await r.close(), 0);
+  });
+});
+
+describe('restoring the remote loser of a conflict', () => {
+  test('the remote version kept when the local one won comes back at its own path, not under a remote/ folder', async () => {
+    await s3.reset();
+    const p = project({ 'media/doc.txt': 'v1\n' });
+    const r = await open(p);
+    await r.cmd('apply');
+    p.write('media/doc.txt', 'local edit\n');
+    await s3.putRaw('media/doc.txt', 'remote edit\n');
+    await r.cmd('set conflict local');
+    assert.match(await r.cmd('apply'), /1 conflicts/);
+    assert.equal((await s3.getBuffer('media/doc.txt')).toString(), 'local edit\n');
+    const trash = await r.cmd('trash');
+    assert.match(trash, /^ {2}media\/doc\.txt {2}.*remote version/m);
+    assert.doesNotMatch(trash, /remote\/media/);
+    assert.match(await r.cmd('restore media/doc.txt'), /restored the remote version of media\/doc\.txt/);
+    assert.equal(p.read('media/doc.txt'), 'remote edit\n');
+    assert.ok(!fs.existsSync(path.join(p.root, 'remote')), 'nothing restored outside the mapped folders');
+    // The local winner it replaced is in the trash now, and can come back in turn.
+    assert.match(await r.cmd('restore media/doc.txt'), /restored media\/doc\.txt/);
+    assert.equal(p.read('media/doc.txt'), 'local edit\n');
+    assert.equal(await r.close(), 0);
+  });
+});
+
+describe('touched files', () => {
+  test('apply records files whose stat moved but bytes did not, so the next scan does not hash them again', async () => {
+    await s3.reset();
+    const p = project({ 'media/a.txt': 'same bytes\n', 'media/b.txt': 'b\n' });
+    const r = await open(p);
+    assert.match(await r.cmd('apply'), /2 uploaded/);
+    const when = new Date('2021-03-01T00:00:00Z');
+    fs.utimesSync(path.join(p.root, 'media/a.txt'), when, when);
+    assert.match(await r.cmd('scan'), /1 read and hashed/);
+    assert.match(await r.cmd('apply'), /recording 1 unchanged path in the manifest/);
+    assert.match(await r.cmd('scan'), /0 read and hashed/);
+    assert.match(await r.cmd('apply'), /^nothing to apply$/m);
+    await assertInSync(p);
+    assert.equal(await r.close(), 0);
+  });
+});
+
+describe('diff of hostile content', () => {
+  test('escape sequences in an object are shown as ^[, never sent to the terminal', async () => {
+    await s3.reset();
+    const p = project({ 'media/t.txt': 'line one\n' });
+    const r = await open(p);
+    await r.cmd('apply');
+    await s3.putRaw('media/t.txt', 'line one\n\x1b]0;pwned\x07\x1b[2Jhidden\n');
+    await r.cmd('scan');
+    const out = await r.cmd('diff media/t.txt');
+    assert.match(out, /^-\^\[\]0;pwned\^G\^\[\[2Jhidden$/m);
+    assert.ok(!out.includes('\x1b') && !out.includes('\x07'), JSON.stringify(out));
+    assert.equal(await r.close(), 0);
+  });
+});
