@@ -5,7 +5,7 @@ import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Plan, PlanItem } from '../core/types.js';
-import { InterruptedError } from '../core/errors.js';
+import { InterruptedError, SafetyError } from '../core/errors.js';
 import { buildPlan } from '../core/plan.js';
 import { checkGuards } from '../core/guards.js';
 import { Hasher } from '../local/hasher.js';
@@ -36,6 +36,12 @@ export interface RunRequest {
   planData?: PlanFile;
   /** plan: false keeps the plan in memory only (`planData` of the result). Default true. */
   savePlan?: boolean;
+  /**
+   * plan: settle what an interrupted run left in the journal first (taking the lock), so the plan
+   * is made on the settled base and an apply of it right after is not stale. The REPL's scans do
+   * this: its own stopped applies leave such records. Ignored with --dry-run.
+   */
+  settle?: boolean;
   now?: Date;
 }
 
@@ -66,6 +72,7 @@ export async function run(req: RunRequest): Promise<RunResult> {
   const runId = newRunId(now);
   const paths = profilePaths(s.manifestDir, s.profile);
   const changes = req.command !== 'plan' && !s.dryRun;
+  let settleFirst = changes || (req.command === 'plan' && req.settle === true && !s.dryRun);
   const identity = { endpoint: c.endpoint, bucket: c.bucket };
   // A damaged or edited plan file is refused before any listing, hashing or lock (exit 2).
   const applyFile = req.command === 'apply' && !req.planData ? req.planFile ?? path.join(paths.plans, 'last.json') : undefined;
@@ -86,13 +93,19 @@ export async function run(req: RunRequest): Promise<RunResult> {
   let lock: RunLock | undefined;
   try {
     await store.checkBucket();
-    if (changes) lock = RunLock.acquire(paths.dir);
-    manifest = Manifest.open(paths.manifest, { readOnly: !changes });
+    try {
+      if (settleFirst) lock = RunLock.acquire(paths.dir);
+    } catch (err) {
+      // A plan only settles when it can: while another run holds the lock it plans read-only.
+      if (changes || !(err instanceof SafetyError)) throw err;
+      settleFirst = false;
+    }
+    manifest = Manifest.open(paths.manifest, { readOnly: !settleFirst });
     const rebase = manifest.checkRemote(identity, s.force) === 'rebased';
     events.emit({ event: 'start', runId, mode: s.mode, dryRun: !changes, profile: s.profile, bucket: c.bucket });
     // What a killed run left half done is settled before anything is planned on top of it.
     let deadRuns = new Set<string>();
-    if (changes) {
+    if (settleFirst) {
       const r = await reconcile({
         root: s.root, runId, store, manifest, events, signal: req.signal, concurrency: s.concurrency,
         trash: s.trash ? new Trash(path.join(paths.trash, runId)) : undefined, trashDir: path.join(paths.trash, runId),

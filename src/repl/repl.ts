@@ -391,7 +391,7 @@ export class Session {
     try {
       this.quietSummary = true;
       const res = await this.runBusy('scan', (signal) =>
-        run({ command: 'plan', savePlan: false, settings: this.settings, credentials: this.credentials, events: this.eventsFor(view), signal }),
+        run({ command: 'plan', savePlan: false, settle: true, settings: this.settings, credentials: this.credentials, events: this.eventsFor(view), signal }),
       view);
       if (!res.planData || !res.gathered) throw new Error('internal: the engine returned no in-memory plan');
       this.scan = { data: res.planData, gathered: res.gathered, all: new Map(res.plan.items.map((i) => [i.path, i])), at: new Date() };
