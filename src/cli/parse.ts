@@ -75,7 +75,8 @@ function build(argv: string[]): Argv {
     .command('creds <action> [name] [value]', 'credentials in SQL Server: init | set NAME [VALUE] | get NAME | list | delete NAME', credsOptions)
     .epilog(
       'Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT_URL, AWS_STORAGE_BUCKET_NAME\n' +
-        '(optional AWS_S3_REGION_NAME, default auto; AWS_S3_FORCE_PATH_STYLE=true for local servers).\n' +
+        '(optional AWS_S3_REGION_NAME, default auto; AWS_S3_FORCE_PATH_STYLE=true for local servers),\n' +
+        'then SQL Server dbo.storage_credentials via STORAGE_SYNC_MSSQL or config credentials.mssql.\n' +
         'Exit codes: 0 done, 1 some items failed, 2 usage/config/credentials, 3 refused by a safety check,\n' +
         '130/143 interrupted.',
     )
