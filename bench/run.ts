@@ -1,7 +1,7 @@
 // `npm run bench -- [options]`: storage-sync side by side with rclone, aws-cli and s3cmd on two
 // generated trees, against a local S3 server in its own process, with physical references
 // (a find stat walk, md5sum over the tree, a bare listing) measured in the same run.
-// Options (defaults in brackets; --quick: 5,000 files, 200 MB, 1 repeat, smaller scale check):
+// Options (defaults in brackets; --quick: 2,000 files, 100 MB, 1 repeat, smaller scale check):
 //   --files N [100000]        tree A: small files (exponential sizes around 8 KiB)
 //   --large MB [3000]         tree B: total size of the large files (5-200 MB each)
 //   --trees A,B [A,B]         --tools LIST [all]: storage-sync,rclone-checksum,rclone,rclone-bisync,aws,s3cmd
@@ -18,11 +18,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { applyChange, generate, totalBytes, type Change, type Expected } from './tree.js';
-import { GNU_TIME, measure, median, type Cmd, type Measured } from './measure.js';
+import { GNU_TIME, measure, type Cmd, type Measured } from './measure.js';
 import { makeTools, TOOL_IDS, type Counts, type Place, type Tool } from './tools.js';
 import { Checker, type Verdict } from './verify.js';
 import { writeReport, type Results, type Run, type Scenario, type ScaleRow, type Reference } from './report.js';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.join(here, '../..');
 
@@ -51,8 +52,8 @@ const intOpt = (v: string | undefined, d: number, name: string): number => {
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number, got ${v}`);
   return n;
 };
-const FILES = intOpt(values.files, quick ? 5000 : 100_000, 'files');
-const LARGE_MB = intOpt(values.large, quick ? 200 : 3000, 'large');
+const FILES = intOpt(values.files, quick ? 2000 : 100_000, 'files');
+const LARGE_MB = intOpt(values.large, quick ? 100 : 3000, 'large');
 const REPEAT = Math.max(1, intOpt(values.repeat, quick ? 1 : 3, 'repeat'));
 const REPEAT_TRANSFER = Math.max(1, intOpt(values['repeat-transfer'], REPEAT, 'repeat-transfer'));
 const CONCURRENCY = Math.max(1, intOpt(values.concurrency, 8, 'concurrency'));
@@ -61,7 +62,7 @@ const TIMEOUT_MS = intOpt(values.timeout, 3600, 'timeout') * 1000;
 const SCALE =
   values.scale === 'none'
     ? []
-    : (values.scale ?? (quick ? '10000,20000,50000' : '100000,250000,500000,1000000')).split(',').map((s) => intOpt(s, 0, 'scale'));
+    : (values.scale ?? (quick ? '10000,20000,40000' : '100000,250000,500000,1000000')).split(',').map((s) => intOpt(s, 0, 'scale'));
 const TREES = values.trees.split(',').filter(Boolean) as ('A' | 'B')[];
 for (const t of TREES) if (t !== 'A' && t !== 'B') throw new Error(`--trees: A and/or B, got ${t}`);
 
@@ -150,7 +151,12 @@ async function main(): Promise<void> {
   };
   try {
     for (const tree of TREES) await benchTree(tree, tools, server, checker, work, logs, results);
-    if (SCALE.length > 0) results.scale = await scaleCheck(work);
+    if (SCALE.length > 0) results.scale = await scaleCheck(work, results);
+  } catch (err) {
+    // What ran so far is still reported; the run fails.
+    results.notes.push(`the run stopped early: ${(err as Error).message}`);
+    say(`stopped early: ${(err as Error).stack ?? String(err)}`);
+    process.exitCode = 1;
   } finally {
     results.finishedAt = new Date().toISOString();
     checker.client.destroy();
@@ -243,7 +249,9 @@ async function benchTool(ctx: Ctx, tool: Tool, master: string, expected0: Expect
     } catch {
       counts = { transferred: 0, deleted: 0, hashed: null, errors: 1 };
     }
+    const tc = Date.now();
     const verdict = await check();
+    const checkMs = Date.now() - tc;
     const problems = [...verdict.problems];
     if (m.exitCode !== 0) problems.unshift(`exit code ${m.exitCode}${m.timedOut ? ' (timed out)' : ''}: ${lastLine(m.stderr)}`);
     if (counts.errors > 0) problems.unshift(`the tool reported ${counts.errors} errors`);
@@ -270,7 +278,7 @@ async function benchTool(ctx: Ctx, tool: Tool, master: string, expected0: Expect
       `${tree} ${tool.label.padEnd(22)} ${scenario.padEnd(12)} ${i + 1}/${n}: ${(m.wallMs / 1000).toFixed(2)} s` +
         `${run.cpuMs !== null ? `, cpu ${(run.cpuMs / 1000).toFixed(2)} s` : ''}${run.maxRssMB !== null ? `, rss ${run.maxRssMB.toFixed(0)} MB` : ''}` +
         `, moved ${counts.transferred}, deleted ${counts.deleted}${counts.hashed !== null ? `, hashed ${counts.hashed}` : ''}` +
-        ` ${run.correct ? 'correct' : `WRONG: ${problems.slice(0, 2).join('; ')}`}${notNoop ? ' (NOT a no-op)' : ''}`,
+        ` ${run.correct ? 'correct' : `WRONG: ${problems.slice(0, 2).join('; ')}`}${notNoop ? ' (NOT a no-op)' : ''} [checked in ${(checkMs / 1000).toFixed(1)} s]`,
     );
   };
   const checkBoth = async (): Promise<Verdict> => {
@@ -323,22 +331,23 @@ function lastLine(s: string): string {
   return s.trim().split('\n').pop()?.slice(0, 300) ?? '';
 }
 
-async function scaleCheck(work: string): Promise<ScaleRow[]> {
-  const dir = path.join(work, 'scale');
-  fs.mkdirSync(dir, { recursive: true });
+async function scaleCheck(work: string, results: Results): Promise<ScaleRow[]> {
   const rows: ScaleRow[] = [];
   for (const n of [...SCALE].sort((a, b) => a - b)) {
+    // A manifest of its own per size: each measurement starts from a manifest written in one go.
+    const dir = path.join(work, `scale-${n}`);
+    fs.mkdirSync(dir, { recursive: true });
     say(`scale check: building a manifest of ${n} entries…`);
-    const b = spawnSync(process.execPath, [path.join(here, 'scale.js'), 'build', dir, String(n)], { encoding: 'utf8' });
-    if (b.status !== 0) throw new Error(`scale build ${n}: ${b.stderr}`);
-    const runs: ScaleRow[] = [];
-    for (let i = 0; i < REPEAT; i++) {
-      const p = spawnSync(process.execPath, [path.join(here, 'scale.js'), 'plan', dir, String(n)], { encoding: 'utf8', maxBuffer: 1 << 20 });
-      if (p.status !== 0) throw new Error(`scale plan ${n}: ${p.stderr}`);
-      runs.push(JSON.parse(p.stdout.trim()) as ScaleRow);
+    const b = spawnSync(process.execPath, [path.join(here, 'scale.js'), 'build', dir, String(n)], { encoding: 'utf8', timeout: TIMEOUT_MS, killSignal: 'SIGKILL' });
+    const p = b.status === 0 ? spawnSync(process.execPath, [path.join(here, 'scale.js'), 'plan', dir, String(n)], { encoding: 'utf8', timeout: TIMEOUT_MS, killSignal: 'SIGKILL' }) : b;
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (p.status !== 0) {
+      const why = `scale check at ${n}: ${p === b ? 'build' : 'plan'} failed (${p.signal ?? p.status}): ${lastLine(p.stderr ?? '')}`;
+      results.notes.push(why);
+      say(why);
+      continue;
     }
-    const row = runs.sort((x, y) => x.totalMs - y.totalMs)[Math.floor(runs.length / 2)]!;
-    row.peakRssMB = median(runs.map((r) => r.peakRssMB));
+    const row = JSON.parse(p.stdout.trim()) as ScaleRow;
     rows.push(row);
     say(`scale check: ${n} paths planned in ${(row.totalMs / 1000).toFixed(2)} s, peak RSS ${row.peakRssMB.toFixed(0)} MB`);
   }

@@ -49,9 +49,13 @@ function smallSize(r: () => number): number {
   return Math.min(256 * 1024, Math.floor(-Math.log(1 - r()) * 8192));
 }
 
-/** Tree B: sizes log-uniform from 5 MB to 200 MB. */
-function largeSize(r: () => number): number {
-  return Math.floor(5e6 * Math.exp(r() * Math.log(200e6 / 5e6)));
+/**
+ * Tree B: sizes log-uniform from 5 MB to 200 MB; a small tree (--quick, tests) keeps at least
+ * about four files by lowering the top to a quarter of the total.
+ */
+function largeSize(r: () => number, total: number): number {
+  const top = Math.min(200e6, Math.max(10e6, total / 4));
+  return Math.floor(5e6 * Math.exp(r() * Math.log(top / 5e6)));
 }
 
 function smallPath(i: number): string {
@@ -101,7 +105,7 @@ export function generate(dir: string, spec: TreeSpec, progress: (done: number, t
   } else {
     let total = 0;
     for (let i = 0; total < spec.bytes; i++) {
-      const size = Math.min(largeSize(r), Math.max(5e6, spec.bytes - total));
+      const size = Math.min(largeSize(r, spec.bytes), Math.max(5e6, spec.bytes - total));
       const rel = `media/v${String(i % 4)}/clip${String(i).padStart(4, '0')}.mp4`;
       fs.mkdirSync(path.join(dir, path.dirname(rel)), { recursive: true });
       out.set(rel, writeContent(path.join(dir, rel), `B${i}`, size, block, r));
@@ -203,7 +207,7 @@ export function applyChange(dir: string, expected: Expected, tree: 'A' | 'B', ch
     for (let i = 0; i < n; i++) {
       const rel = tree === 'A' ? `s00/new-${label}/n${i}.bin` : `media/new-${label}/clip${i}.mp4`;
       fs.mkdirSync(path.join(dir, path.dirname(rel)), { recursive: true });
-      const size = tree === 'A' ? Math.max(8, smallSize(r)) : largeSize(r);
+      const size = tree === 'A' ? Math.max(8, smallSize(r)) : largeSize(r, totalBytes(expected));
       expected.set(rel, writeContent(path.join(dir, rel), `${tree}-${label}-${i}`, size, block, r));
       applied.added++;
     }
