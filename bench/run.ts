@@ -235,8 +235,9 @@ async function benchTool(ctx: Ctx, tool: Tool, master: string, expected0: Expect
   const root = path.join(work, tree, tool.id);
   fs.mkdirSync(root, { recursive: true });
   const place: Place = { root, tree: path.join(root, 'tree'), prefix: '' };
-  say(`${tree} ${tool.label}: copying the tree`);
+  const tcp = Date.now();
   execFileSync('cp', ['-a', master, place.tree]);
+  say(`${tree} ${tool.label}: tree copied in ${((Date.now() - tcp) / 1000).toFixed(1)} s`);
   const expected: Expected = new Map(expected0);
 
   const record = async (scenario: Scenario, i: number, n: number, cmd: Cmd, check: () => Promise<Verdict>, noop: boolean): Promise<void> => {
@@ -323,8 +324,10 @@ async function benchTool(ctx: Ctx, tool: Tool, master: string, expected0: Expect
     }
   }
   // The server keeps objects in memory: free this tool's before the next one starts.
+  const tc = Date.now();
   await checker.deletePrefix(place.prefix);
   fs.rmSync(root, { recursive: true, force: true });
+  say(`${tree} ${tool.label}: cleaned up in ${((Date.now() - tc) / 1000).toFixed(1)} s`);
 }
 
 function lastLine(s: string): string {
