@@ -226,16 +226,37 @@ export function markdown(results: Results): string {
     }
   }
   if (results.scale.length) {
+    const fit = linearFit(results.scale.map((r) => [r.n, r.peakRssMB]));
     L.push('## Scale check: planning N unchanged paths without S3 (manifest in LMDB, synthetic listings)');
     L.push('');
-    L.push('| paths | listings built | join with the manifest | plan | total | peak RSS | RSS per 1,000 paths |');
+    L.push('One process per size: the local and remote listings are built in memory as the walk and ListObjectsV2 would hand them over, joined with a manifest of N entries read from LMDB, and planned by the pure planner (every path unchanged). Peak RSS is the process\'s own (getrusage).');
+    L.push('');
+    L.push('| paths | listings built | join with the manifest | plan | total | peak RSS | peak RSS less the fit\'s intercept, per 1,000 paths |');
     L.push('|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of results.scale) {
-      L.push(`| ${int(r.n)} | ${s(r.listingsMs)} | ${s(r.joinMs)} | ${s(r.planMs)} | ${s(r.totalMs)} | ${r.peakRssMB.toFixed(0)} MB | ${((r.peakRssMB * 1000) / r.n).toFixed(2)} MB |`);
+      L.push(`| ${int(r.n)} | ${s(r.listingsMs)} | ${s(r.joinMs)} | ${s(r.planMs)} | ${s(r.totalMs)} | ${r.peakRssMB.toFixed(0)} MB | ${fit ? `${(((r.peakRssMB - fit.a) * 1000) / r.n).toFixed(2)} MB` : '—'} |`);
     }
     L.push('');
+    if (fit) {
+      L.push(`Least-squares line through the points: peak RSS ≈ ${fit.a.toFixed(0)} MB + ${(fit.b * 1000).toFixed(2)} MB per 1,000 paths (R² = ${fit.r2.toFixed(4)}): ${fit.r2 > 0.99 ? 'linear in the number of paths' : 'not a clean line; see the points'}.`);
+      L.push('');
+    }
   }
   return L.join('\n');
+}
+
+/** y = a + b x by least squares, with R². */
+export function linearFit(points: [number, number][]): { a: number; b: number; r2: number } | undefined {
+  if (points.length < 2) return undefined;
+  const n = points.length;
+  const mx = points.reduce((t, p) => t + p[0], 0) / n;
+  const my = points.reduce((t, p) => t + p[1], 0) / n;
+  const sxx = points.reduce((t, p) => t + (p[0] - mx) ** 2, 0);
+  const sxy = points.reduce((t, p) => t + (p[0] - mx) * (p[1] - my), 0);
+  const syy = points.reduce((t, p) => t + (p[1] - my) ** 2, 0);
+  if (sxx === 0) return undefined;
+  const b = sxy / sxx;
+  return { a: my - b * mx, b, r2: syy === 0 ? 1 : (sxy * sxy) / (sxx * syy) };
 }
 
 function headlines(results: Results, c: Map<string, Cell>): string[] {
@@ -259,7 +280,7 @@ function headlines(results: Results, c: Map<string, Cell>): string[] {
         .map((k) => [k, c.get(`${tree}|${k}|${sc}`)] as const)
         .filter((p): p is readonly [string, Cell] => p[1] !== undefined);
       if (!peers.length) continue;
-      out.push(`${sc[0]!.toUpperCase()}${sc.slice(1)} on ${what}: storage-sync ${s(base.wallMs)}${base.correct ? '' : ' (WRONG)'}; ${peers.map(([k, p]) => `${k} ${x(p.wallMs / base.wallMs)}${p.correct ? '' : ' (wrong)'}${p.noop === false ? ' (not a no-op)' : ''}`).join(', ')} of that.`);
+      out.push(`${sc[0]!.toUpperCase()}${sc.slice(1)} on ${what}: storage-sync ${s(base.wallMs)}${base.correct ? '' : ' (WRONG)'}; ${peers.map(([k, p]) => `${k} ${s(p.wallMs)} (${x(p.wallMs / base.wallMs)})${p.correct ? '' : ' (wrong)'}${p.noop === false ? ' (not a no-op)' : ''}`).join(', ')}.`);
     }
   }
   return out;
@@ -282,9 +303,10 @@ export function svg(results: Results): string {
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(`<text x="${left}" y="20" font-size="15" font-weight="bold">Wall time by scenario and tool (median, log scale; lower is better; ✗ = wrong result)</text>`);
+  let lx = left;
   toolNames.forEach((t, i) => {
-    const lx = left + i * 150;
     parts.push(`<rect x="${lx}" y="32" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/><text x="${lx + 16}" y="42">${esc(t)}</text>`);
+    lx += 16 + t.length * 7 + 18;
   });
   trees.forEach((tree, p) => {
     const y0 = top + p * (panelH + 40);
