@@ -9,7 +9,7 @@
 //   --repeat-transfer N       runs of first upload and download [= --repeat]
 //   --concurrency N [8]       the same for every tool that has the setting
 //   --seed N [1]   --scale LIST [100000,250000,500000,1000000] (or "none")
-//   --out DIR [bench/results] --work DIR [os tmp] --keep (keep the trees) --aws BIN [aws]
+//   --out DIR [bench/results; --quick: bench/results/quick] --work DIR [os tmp] --keep (keep the trees) --aws BIN [aws]
 //   --timeout S [3600]        a single run is killed (and marked wrong) after S seconds
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -39,7 +39,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     seed: { type: 'string', default: '1' },
     scale: { type: 'string' },
-    out: { type: 'string', default: path.join(repoRoot, 'bench/results') },
+    out: { type: 'string' },
     work: { type: 'string', default: os.tmpdir() },
     keep: { type: 'boolean', default: false },
     aws: { type: 'string', default: 'aws' },
@@ -63,6 +63,8 @@ const SCALE =
   values.scale === 'none'
     ? []
     : (values.scale ?? (quick ? '10000,20000,40000' : '100000,250000,500000,1000000')).split(',').map((s) => intOpt(s, 0, 'scale'));
+// A quick run's figures go beside the full run's, not over them (results/quick is not committed).
+const OUT = values.out ?? path.join(repoRoot, quick ? 'bench/results/quick' : 'bench/results');
 const TREES = values.trees.split(',').filter(Boolean) as ('A' | 'B')[];
 for (const t of TREES) if (t !== 'A' && t !== 'B') throw new Error(`--trees: A and/or B, got ${t}`);
 
@@ -161,11 +163,15 @@ async function main(): Promise<void> {
     results.finishedAt = new Date().toISOString();
     checker.client.destroy();
     server.stop();
-    if (!values.keep) fs.rmSync(work, { recursive: true, force: true });
   }
-  const { markdown, files } = writeReport(results, values.out);
+  const { markdown, files } = writeReport(results, OUT);
   process.stdout.write(markdown + '\n');
   say(`results: ${files.join(', ')}`);
+  if (values.keep) say(`trees and logs kept in ${work}`);
+  else {
+    say(`removing ${work}…`);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
   const wrong = results.runs.filter((r) => !r.correct);
   if (wrong.some((r) => r.tool === 'storage-sync')) process.exitCode = 1;
 }
@@ -218,7 +224,7 @@ async function benchTree(
       }
     });
   }
-  fs.rmSync(master, { recursive: true, force: true });
+  discard(master, work);
 }
 
 const cpu = (m: Measured): number | null => (m.userMs === null || m.sysMs === null ? null : m.userMs + m.sysMs);
@@ -320,14 +326,25 @@ async function benchTool(ctx: Ctx, tool: Tool, master: string, expected0: Expect
         return { ok: local.ok && remote.ok, problems: [...local.problems, ...remote.problems] };
       };
       await record('download', i, REPEAT_TRANSFER, tool.download(dl), check, false);
-      fs.rmSync(dl.root, { recursive: true, force: true });
+      discard(dl.root, work);
     }
   }
   // The server keeps objects in memory: free this tool's before the next one starts.
   const tc = Date.now();
   await checker.deletePrefix(place.prefix);
-  fs.rmSync(root, { recursive: true, force: true });
+  discard(root, work);
   say(`${tree} ${tool.label}: cleaned up in ${((Date.now() - tc) / 1000).toFixed(1)} s`);
+}
+
+/**
+ * Deleting tens of thousands of small files takes a minute on a busy disk: folders are moved
+ * aside (a rename) and deleted once the report is written.
+ */
+let trashCount = 0;
+function discard(dir: string, work: string): void {
+  const trash = path.join(work, 'trash');
+  fs.mkdirSync(trash, { recursive: true });
+  fs.renameSync(dir, path.join(trash, String(trashCount++)));
 }
 
 function lastLine(s: string): string {
