@@ -37,7 +37,10 @@ export function needsHash(local: LocalFile, base: BaseEntry | undefined): boolea
 }
 
 export function carryHashes(local: LocalFile, base: BaseEntry): LocalFile {
-  return { ...local, md5: base.local.md5, xxh64: base.local.xxh64 };
+  // Not `...local`: called once a path, a spread copy gets a hidden class of its own in V8.
+  const out: LocalFile = { size: local.size, mtimeNs: local.mtimeNs, ino: local.ino, md5: base.local.md5, xxh64: base.local.xxh64 };
+  if (local.multipartEtag !== undefined) out.multipartEtag = local.multipartEtag;
+  return out;
 }
 
 export function localChange(

@@ -39,7 +39,9 @@ export type InternalEvent =
   | { event: 'exec-start'; internal: true; files: number; bytes: number }
   | { event: 'transfer-start'; internal: true; path: string; bytes: number }
   | { event: 'transfer-bytes'; internal: true; path: string; bytes: number }
-  | { event: 'transfer-end'; internal: true; path: string };
+  | { event: 'transfer-end'; internal: true; path: string }
+  /** How the engine went about something, for --log-level debug (e.g. a serial listing fallback). */
+  | { event: 'note'; internal: true; message: string };
 
 export type Listener = (e: SyncEvent) => void;
 

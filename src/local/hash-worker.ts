@@ -3,7 +3,7 @@
 // Per-file failures are results, not exceptions, so one bad file never fails its batch.
 
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { createHash, type Hash } from 'node:crypto';
+import crypto, { createHash, type Hash } from 'node:crypto';
 import { oneLine } from '../core/errors.js';
 import { getXxh64, type Xxh64 } from './xxh.js';
 
@@ -30,8 +30,10 @@ export const SMALL_FILE_MAX = 8 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 
 // One extra byte so that a file which grew since the scan is noticed without reading it all.
-// Shared by every task of this worker: safe because a batch is hashed without any await.
-const wholeBuf = Buffer.allocUnsafe(SMALL_FILE_MAX + 1);
+// Shared by every task of this worker: safe because a batch is hashed without any await. Made on
+// first use: the main thread imports this module for its types and limit, and needs no buffer.
+let whole: Buffer | undefined;
+const wholeBuf = (): Buffer => (whole ??= Buffer.allocUnsafe(SMALL_FILE_MAX + 1));
 const CHANGED = 'file changed while hashing';
 
 /** S3's multipart ETag: MD5 of the concatenated binary MD5s of each part, then `-<parts>`. */
@@ -64,6 +66,10 @@ class MultipartEtag {
   }
 }
 
+// crypto.hash is Node 20.12+; package.json allows 20.10.
+const md5Hex: (data: Buffer) => string =
+  typeof crypto.hash === 'function' ? (data) => crypto.hash('md5', data, 'hex') : (data) => createHash('md5').update(data).digest('hex');
+
 /** Reads up to `max` bytes at `pos` into `buf`, looping over short reads; returns bytes read. */
 function readFully(fd: number, buf: Buffer, max: number, pos: number): number {
   let got = 0;
@@ -91,11 +97,13 @@ function contentHashes(partSize: number | undefined) {
 }
 
 function hashSmall(fd: number, task: HashTask, xxh: Xxh64): HashResult {
-  const got = readFully(fd, wholeBuf, task.size + 1, 0);
+  const got = readFully(fd, wholeBuf(), task.size + 1, 0);
   if (got !== task.size) return { abs: task.abs, size: got, error: CHANGED };
-  const data = wholeBuf.subarray(0, got);
+  const data = wholeBuf().subarray(0, got);
   const xxh64 = xxh.hex(data);
   if (task.expectXxh64 === xxh64) return { abs: task.abs, size: got, xxh64 };
+  // One-shot: a Hash object per small file cost about as much as hashing 8 KiB with it.
+  if (!task.multipartPartSize) return { abs: task.abs, size: got, xxh64, md5: md5Hex(data) };
   const content = contentHashes(task.multipartPartSize);
   content.update(data);
   return { abs: task.abs, size: got, xxh64, ...content.digest() };
@@ -103,7 +111,7 @@ function hashSmall(fd: number, task: HashTask, xxh: Xxh64): HashResult {
 
 /** One sequential pass over a large file feeding every sink; returns the bytes read. */
 function pass(fd: number, size: number, sinks: ((chunk: Buffer) => void)[]): number {
-  const buf = wholeBuf.subarray(0, CHUNK);
+  const buf = wholeBuf().subarray(0, CHUNK);
   let total = 0;
   // Stop one chunk past the expected size: enough to tell that the file grew.
   while (total <= size) {

@@ -88,6 +88,14 @@ export class Hasher {
   }
 
 
+  /**
+   * Starts the workers ahead of the first hashMany, when the caller knows hashing will follow:
+   * their start-up (a V8 isolate and the wasm module each) then overlaps other waiting.
+   */
+  warm(): void {
+    this.getPool();
+  }
+
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;

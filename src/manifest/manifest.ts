@@ -112,6 +112,12 @@ export class Manifest {
     for (const { key, value } of this.entries.getRange({ start, end })) yield [key, value];
   }
 
+  /** The paths under `folder` in byte order, without decoding their entries. */
+  *pathsUnder(folder: string): Generator<string> {
+    if (!this.entries) return;
+    yield* this.entries.getKeys({ start: folder + '/', end: folder + '0' });
+  }
+
   *all(): Generator<[string, StoredEntry]> {
     if (!this.entries) return;
     for (const { key, value } of this.entries.getRange({})) yield [key, value];

@@ -11,6 +11,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   type HeadObjectCommandOutput,
+  type _Object,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { CredentialsError, ItemError, SyncError, oneLine } from '../core/errors.js';
@@ -60,6 +61,78 @@ export interface GetResult {
 
 
 
+export interface ListOptions {
+  signal?: AbortSignal;
+  /**
+   * Keys believed to be under the prefix, in any order (a sorted input is cheaper): where the key
+   * space is split for parallel listing. Hints only: a wrong or stale hint never loses a key.
+   */
+  hints?: readonly string[];
+  /** Chains of pages in flight at once (default LIST_CHAINS). */
+  chains?: number;
+  /** Told when the server's order forced a serial listing. */
+  onNote?: (message: string) => void;
+  /** Tuning (tests use small buckets): hinted keys needed to split, and keys per range. */
+  split?: { minKeys: number; rangeKeys: number };
+}
+
+/** Below this many hinted keys one chain of pages is about as fast, and costs fewer requests. */
+export const PARALLEL_LIST_MIN = 5000;
+/** Known keys per range: four full pages, so the page that ends a range is rarely a short one. */
+const RANGE_KEYS = 4000;
+export const LIST_CHAINS = 8;
+
+const listed = (o: _Object): ListedObject => ({
+  key: o.Key ?? '',
+  etag: normalizeEtag(o.ETag ?? ''),
+  size: o.Size ?? 0,
+  lastModified: o.LastModified?.getTime() ?? 0,
+});
+
+/**
+ * Byte order of the UTF-8 encodings (S3's listing order) without encoding: UTF-16 code-unit order
+ * agrees with it except that surrogates (U+10000 and up) sort below U+E000–U+FFFF.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * Split points for ranged listing: quantiles of the hinted keys, strictly ascending in byte order.
+ * None (a serial listing) when too few keys are known for parallel chains to pay.
+ */
+export function splitPoints(
+  prefix: string,
+  hints: readonly string[],
+  chains: number,
+  { minKeys, rangeKeys } = { minKeys: PARALLEL_LIST_MIN, rangeKeys: RANGE_KEYS },
+): string[] {
+  if (chains < 2 || hints.length < Math.max(2, minKeys)) return [];
+  let sorted = true;
+  for (let i = 1; i < hints.length && sorted; i++) sorted = compareKeys(hints[i - 1]!, hints[i]!) < 0;
+  // Code-unit order is close enough to pick quantiles; the picks themselves are sorted exactly.
+  const keys = sorted ? hints : [...hints].sort();
+  const ranges = Math.min(Math.ceil(keys.length / rangeKeys), chains * 4);
+  const picks: string[] = [];
+  for (let i = 1; i < ranges; i++) {
+    const k = keys[Math.floor((i * keys.length) / ranges) - 1]!;
+    if (k.startsWith(prefix)) picks.push(k);
+  }
+  picks.sort(compareKeys);
+  return picks.filter((k, i) => i === 0 || k !== picks[i - 1]);
+}
+
 const quote = (etag: string) => `"${normalizeEtag(etag)}"`;
 const md5Of = (meta: Record<string, string> | undefined) =>
   meta?.md5 && /^[0-9a-f]{32}$/i.test(meta.md5) ? meta.md5.toLowerCase() : undefined;
@@ -82,12 +155,7 @@ export class S3Store {
       const page = await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
         throw this.failure.of('ListObjectsV2', prefix || '(bucket root)', err, signal, SyncError);
       });
-      yield (page.Contents ?? []).map((o) => ({
-        key: o.Key ?? '',
-        etag: normalizeEtag(o.ETag ?? ''),
-        size: o.Size ?? 0,
-        lastModified: o.LastModified?.getTime() ?? 0,
-      }));
+      yield (page.Contents ?? []).map(listed);
       // A truncated page without a token would end the listing early, and every object not
       // listed would look deleted remotely.
       if (page.IsTruncated && !page.NextContinuationToken) {
@@ -95,6 +163,97 @@ export class S3Store {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /**
+   * Every object under `prefix`. With `hints` (keys believed to exist: the manifest's from the
+   * last run, or the local paths mapped to keys) a large key space is cut into ranges that are
+   * listed by parallel chains of pages instead of one serial chain (see listRanges).
+   */
+  async listAll(prefix: string, opts: ListOptions = {}): Promise<ListedObject[]> {
+    const splits = splitPoints(prefix, opts.hints ?? [], opts.chains ?? LIST_CHAINS, opts.split);
+    if (splits.length > 0) {
+      const ranged = await this.listRanges(prefix, splits, opts);
+      if (ranged) return ranged;
+    }
+    const out: ListedObject[] = [];
+    for await (const page of this.list(prefix, opts.signal)) for (const o of page) out.push(o);
+    return out;
+  }
+
+  /**
+   * Range i is (splits[i-1], splits[i]]: its chain starts with StartAfter = splits[i-1] and stops
+   * at the first key past splits[i]. The ranges tile the whole key space whatever the splits are,
+   * so stale splits (deleted keys, new keys between them) cost balance, never completeness. That
+   * holds only if the server lists in byte order and honours StartAfter, which each chain checks
+   * on every key it is sent; on the first violation all chains stop and the caller lists
+   * serially (undefined is returned).
+   */
+  private async listRanges(prefix: string, splits: string[], opts: ListOptions): Promise<ListedObject[] | undefined> {
+    const ranges = Array.from({ length: splits.length + 1 }, (_, i) => ({ after: splits[i - 1], last: splits[i] }));
+    const stop = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+    const results = new Array<ListedObject[]>(ranges.length);
+    let disorder: string | undefined;
+    let failed: { err: unknown } | undefined;
+    let next = 0;
+    const chain = async (): Promise<void> => {
+      while (next < ranges.length && !stop.signal.aborted) {
+        const i = next++;
+        try {
+          const r = await this.listRange(prefix, ranges[i]!.after, ranges[i]!.last, signal);
+          if (typeof r === 'string') disorder ??= r;
+          else results[i] = r;
+        } catch (err) {
+          failed ??= { err };
+        }
+        // The first failure or disorder ends every chain: their pages would be thrown away.
+        if (disorder !== undefined || failed) stop.abort(new Error('listing stopped'));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ranges.length, opts.chains ?? LIST_CHAINS) }, chain));
+    opts.signal?.throwIfAborted();
+    if (disorder !== undefined) {
+      opts.onNote?.(`listing ${prefix || '(bucket root)'}: ${disorder}; listed again in one serial chain`);
+      return undefined;
+    }
+    if (failed) throw failed.err;
+    const out: ListedObject[] = [];
+    for (const r of results) for (const o of r) out.push(o);
+    return out;
+  }
+
+  /** One chain of pages over (after, last]; a string says why the server's order cannot be trusted. */
+  private async listRange(prefix: string, after: string | undefined, last: string | undefined, signal: AbortSignal): Promise<ListedObject[] | string> {
+    const out: ListedObject[] = [];
+    let prev = after;
+    let token: string | undefined;
+    for (;;) {
+      const cmd = new ListObjectsV2Command({
+        Bucket: this.cfg.bucket, Prefix: prefix, MaxKeys: 1000, ContinuationToken: token, StartAfter: token ? undefined : after,
+      });
+      const page = await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
+        throw this.failure.of('ListObjectsV2', prefix || '(bucket root)', err, signal, SyncError);
+      });
+      let done = false;
+      // The whole page is checked, also past the range's end: a server out of byte order must
+      // show it before a key beyond `last` is taken to mean nothing else in range follows.
+      for (const o of page.Contents ?? []) {
+        const key = o.Key ?? '';
+        if (prev !== undefined && compareKeys(key, prev) <= 0) {
+          return `keys not in byte order (${JSON.stringify(key)} after ${JSON.stringify(prev)})`;
+        }
+        if (!key.startsWith(prefix)) return `key ${JSON.stringify(key)} outside the prefix`;
+        prev = key;
+        if (last !== undefined && compareKeys(key, last) > 0) done = true;
+        else out.push(listed(o));
+      }
+      if (page.IsTruncated && !page.NextContinuationToken) {
+        throw new SyncError(`S3 ListObjectsV2 ${prefix}: truncated page without a continuation token`);
+      }
+      if (done || !page.IsTruncated || (last !== undefined && prev === last)) return out;
+      token = page.NextContinuationToken;
+    }
   }
 
   async head(key: string, signal?: AbortSignal): Promise<HeadResult | undefined> {

@@ -2,7 +2,7 @@
 // multipart upload above it. Either way the bytes sent are hashed as they go, and a file that no
 // longer matches the MD5 it was planned with is not stored.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Transform } from 'node:stream';
@@ -57,6 +57,8 @@ export function contentTypeFor(key: string): string {
   return CONTENT_TYPES[extname(key).slice(1).toLowerCase()] ?? 'application/octet-stream';
 }
 
+const SYNC_READ_MAX = 1024 * 1024;
+
 const quote = (etag: string): string => `"${normalizeEtag(etag)}"`;
 
 function etagOf(op: string, key: string, etag: string | undefined): string {
@@ -65,9 +67,14 @@ function etagOf(op: string, key: string, etag: string | undefined): string {
 }
 
 export async function putSingle(ctx: UploadContext, key: string, src: UploadSource, opts: UploadOptions): Promise<UploadResult> {
-  const data = await readFile(src.filePath, { signal: opts.signal }).catch((err: unknown) => {
+  let data: Buffer;
+  try {
+    // A small file is read synchronously: the promise API's open/stat/read/close round trips cost
+    // the main thread more than the read itself (a third of its time on 8 KiB uploads).
+    data = src.size <= SYNC_READ_MAX ? readFileSync(src.filePath) : await readFile(src.filePath, { signal: opts.signal });
+  } catch (err) {
     throw opts.signal?.aborted ? opts.signal.reason : new ItemError(oneLine(err), { cause: err });
-  });
+  }
   const md5 = createHash('md5').update(data).digest();
   if (data.length !== src.size || md5.toString('hex') !== src.md5) throw new ItemError('file changed since it was hashed');
   const put = (conditional: boolean) =>

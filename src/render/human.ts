@@ -63,6 +63,9 @@ export class HumanRenderer {
       case 'transfer-end':
         this.inFlight.delete(e.path);
         return;
+      case 'note':
+        if (this.shows('debug')) this.line(this.err, `debug: ${e.message}`);
+        return;
       case 'file':
         return this.file(e);
       case 'summary':
