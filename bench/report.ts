@@ -52,7 +52,7 @@ export interface Results {
   finishedAt: string;
   machine: Record<string, string | number>;
   server: string;
-  options: Record<string, number | boolean>;
+  options: Record<string, number | boolean | string>;
   tools: Record<string, { version: string; flags: string }>;
   skipped: string[];
   trees: Partial<Record<'A' | 'B', { files: number; bytes: number; folders: number; description: string }>>;
