@@ -130,7 +130,8 @@ async function runCommand(
   redact: (s: string) => string,
 ): Promise<number> {
   const events = new EventStream();
-  if (json) events.on(ndjsonRenderer(io.stdout, redact));
+  const ndjson = json ? ndjsonRenderer(io.stdout, redact) : undefined;
+  if (ndjson) events.on(ndjson);
   else {
     const progress = (a['progress'] as boolean | undefined) ?? io.stderr.isTTY === true;
     const human = new HumanRenderer(io.stdout, io.stderr, { progress, everyFile: !io.stderr.isTTY, columns: io.stderr.columns ?? 100, level: (a['log-level'] as HumanOptions['level'] | undefined) ?? 'info' }, redact);
@@ -154,6 +155,7 @@ async function runCommand(
     const result = await run(file ? { ...req, planFile: path.resolve(io.cwd, file) } : req);
     return result.exitCode;
   } finally {
+    ndjson?.flush();
     log.close();
   }
 }

@@ -37,6 +37,10 @@ export function needsHash(local: LocalFile, base: BaseEntry | undefined): boolea
 }
 
 export function carryHashes(local: LocalFile, base: BaseEntry): LocalFile {
+  // Called only when the stat equals the base's: the base's record is then this file field for
+  // field, so it is shared rather than copied (an object and an mtime string less per unchanged
+  // path, about 10 MB of a 100k-file run). Neither record is modified after gathering.
+  if (local.multipartEtag === undefined && statEqual(local, base)) return base.local;
   // Not `...local`: called once a path, a spread copy gets a hidden class of its own in V8.
   const out: LocalFile = { size: local.size, mtimeNs: local.mtimeNs, ino: local.ino, md5: base.local.md5, xxh64: base.local.xxh64 };
   if (local.multipartEtag !== undefined) out.multipartEtag = local.multipartEtag;
