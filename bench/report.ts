@@ -149,51 +149,32 @@ export function markdown(results: Results): string {
     if (!t) continue;
     L.push(`## Tree ${tree}: ${int(t.files)} files, ${mb(t.bytes)} in ${int(t.folders)} folders — ${t.description}`);
     L.push('');
-    L.push('### Wall time (✓ correct, ✗ wrong; ratio to storage-sync)');
-    L.push('');
-    L.push(`| scenario | ${toolNames.join(' | ')} |`);
-    L.push(`|---|${toolNames.map(() => '---:').join('|')}|`);
-    for (const sc of SCENARIOS) {
-      const row = toolNames.map((tool) => {
-        const cell = c.get(`${tree}|${tool}|${sc}`);
-        if (!cell) return '—';
-        const base = c.get(`${tree}|${ss}|${sc}`);
-        const ratio = base && tool !== ss ? ` (${x(cell.wallMs / base.wallMs)})` : '';
-        const noop = cell.noop === false ? ` ⚠ not a no-op: moved ${cell.transferred}, deleted ${cell.deleted}` : '';
-        return `${s(cell.wallMs)}${ratio} ${cell.correct ? '✓' : '✗'}${noop}`;
-      });
-      if (row.every((r) => r === '—')) continue;
-      L.push(`| ${sc} | ${row.join(' | ')} |`);
-    }
-    L.push('');
-    L.push('### CPU time (user + sys of the tool) / peak RSS; the S3 server\'s CPU in brackets');
-    L.push('');
-    L.push(`| scenario | ${toolNames.join(' | ')} |`);
-    L.push(`|---|${toolNames.map(() => '---:').join('|')}|`);
-    for (const sc of SCENARIOS) {
-      const row = toolNames.map((tool) => {
-        const cell = c.get(`${tree}|${tool}|${sc}`);
-        if (!cell) return '—';
-        return `${s(cell.cpuMs)} / ${cell.maxRssMB === null ? '—' : `${cell.maxRssMB.toFixed(0)} MB`} (${s(cell.serverCpuMs)})`;
-      });
-      if (row.every((r) => r === '—')) continue;
-      L.push(`| ${sc} | ${row.join(' | ')} |`);
-    }
-    L.push('');
-    L.push('### Files moved (uploaded or downloaded) / deleted / hashed (where the tool tells), most in any repeat');
-    L.push('');
-    L.push(`| scenario | ${toolNames.join(' | ')} |`);
-    L.push(`|---|${toolNames.map(() => '---:').join('|')}|`);
-    for (const sc of SCENARIOS) {
-      const row = toolNames.map((tool) => {
-        const cell = c.get(`${tree}|${tool}|${sc}`);
-        if (!cell) return '—';
-        return `${int(cell.transferred)} / ${int(cell.deleted)} / ${cell.hashed === null ? '?' : int(cell.hashed)}`;
-      });
-      if (row.every((r) => r === '—')) continue;
-      L.push(`| ${sc} | ${row.join(' | ')} |`);
-    }
-    L.push('');
+    // One table per figure: a row per scenario, a column per tool, '—' where a tool has no run.
+    const table = (title: string, show: (cell: NonNullable<ReturnType<typeof c.get>>, tool: string, sc: string) => string): void => {
+      L.push(`### ${title}`);
+      L.push('');
+      L.push(`| scenario | ${toolNames.join(' | ')} |`);
+      L.push(`|---|${toolNames.map(() => '---:').join('|')}|`);
+      for (const sc of SCENARIOS) {
+        const row = toolNames.map((tool) => {
+          const cell = c.get(`${tree}|${tool}|${sc}`);
+          return cell ? show(cell, tool, sc) : '—';
+        });
+        if (row.every((r) => r === '—')) continue;
+        L.push(`| ${sc} | ${row.join(' | ')} |`);
+      }
+      L.push('');
+    };
+    table('Wall time (✓ correct, ✗ wrong; ratio to storage-sync)', (cell, tool, sc) => {
+      const base = c.get(`${tree}|${ss}|${sc}`);
+      const ratio = base && tool !== ss ? ` (${x(cell.wallMs / base.wallMs)})` : '';
+      const noop = cell.noop === false ? ` ⚠ not a no-op: moved ${cell.transferred}, deleted ${cell.deleted}` : '';
+      return `${s(cell.wallMs)}${ratio} ${cell.correct ? '✓' : '✗'}${noop}`;
+    });
+    table("CPU time (user + sys of the tool) / peak RSS; the S3 server's CPU in brackets", (cell) =>
+      `${s(cell.cpuMs)} / ${cell.maxRssMB === null ? '—' : `${cell.maxRssMB.toFixed(0)} MB`} (${s(cell.serverCpuMs)})`);
+    table('Files moved (uploaded or downloaded) / deleted / hashed (where the tool tells), most in any repeat', (cell) =>
+      `${int(cell.transferred)} / ${int(cell.deleted)} / ${cell.hashed === null ? '?' : int(cell.hashed)}`);
     const find = refMedian(results, tree, 'find stat walk');
     const md5 = refMedian(results, tree, 'md5sum (xargs -P2)');
     const list = refMedian(results, tree, 'bare ListObjectsV2');
