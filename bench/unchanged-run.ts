@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { rng } from './tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -63,16 +64,6 @@ const hasRclone = (() => {
   }
 })();
 
-/** xorshift32: the same tree for the same seed on every machine. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 
 function randomBlock(r: () => number, size: number): Buffer {
   const block = Buffer.alloc(size);

@@ -18,16 +18,8 @@ import { md5, spawnCli, type CliResult, type Project } from '../support/harness.
 
 export const MiB = 1024 * 1024;
 
-/** xorshift32: the same edits and kill points for the same seed on every machine. */
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+// The benchmark's xorshift32: the same edits and kill points for the same seed on every machine.
+export { rng } from '../../bench/tree.js';
 
 /** The bucket through the raw SDK, for any server the CLI can be pointed at by its env. */
 export class Bucket {
