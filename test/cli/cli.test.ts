@@ -1,26 +1,14 @@
 // The real binary in a child process: help, exit codes, one-line errors, secrets, signals.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { filesUnder, makeProject, md5, spawnCli, type CliResult, type Project } from '../support/harness.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { useServerAndProjects } from '../support/fixture.js';
+import { filesUnder, md5, spawnCli, type CliResult, type Project } from '../support/harness.js';
 
 let s3: TestS3;
-const projects: Project[] = [];
-function project(files: Record<string, string | Buffer> = {}): Project {
-  const p = makeProject(files);
-  projects.push(p);
-  return p;
-}
-
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => {
-  await s3.stop();
-  for (const p of projects) p.cleanup();
-});
+const project = useServerAndProjects((server) => (s3 = server));
 
 /** Every stack frame line looks like "    at fn (file:line)". */
 const STACK = /^\s+at .+[:(]/m;

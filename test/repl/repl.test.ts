@@ -1,32 +1,20 @@
 // The REPL driven through its streams (no TTY) against the local S3 server: what it prints, and
 // what both sides hold afterwards.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { BIN, makeProject, type Project } from '../support/harness.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { useServerAndProjects } from '../support/fixture.js';
+import { BIN, type Project } from '../support/harness.js';
 import { resolveSettings } from '../../src/engine/settings.js';
 import { Session } from '../../src/repl/repl.js';
 import { PROMPT, startRepl, type Driver } from './support.js';
 
 let s3: TestS3;
-const projects: Project[] = [];
-function project(files: Record<string, string | Buffer> = {}): Project {
-  const p = makeProject(files);
-  projects.push(p);
-  return p;
-}
-
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => {
-  await s3.stop();
-  for (const p of projects) p.cleanup();
-});
+const project = useServerAndProjects((server) => (s3 = server));
 
 const toKey = (rel: string): string => rel.replace(/^staticfiles\//, 'static/');
 

@@ -38,3 +38,25 @@ export function useFixture(h: FixtureHooks): void {
     await h.setup?.(s3!, p);
   });
 }
+
+/**
+ * One S3 server per test file (handed to `server` once it is up) and a `project()` maker whose
+ * projects are all removed after the last test: for files whose tests share state across tests.
+ */
+export function useServerAndProjects(server: (s3: TestS3) => void): (files?: Record<string, string | Buffer>) => Project {
+  let s3: TestS3 | undefined;
+  const projects: Project[] = [];
+  before(async () => {
+    s3 = await startS3Server();
+    server(s3);
+  });
+  after(async () => {
+    await s3?.stop();
+    for (const p of projects) p.cleanup();
+  });
+  return (files = {}) => {
+    const p = makeProject(files);
+    projects.push(p);
+    return p;
+  };
+}
