@@ -113,7 +113,7 @@ async function remoteAction(s: Settings, action: string, io: CliIO, opts: Manife
     const summary = {
       command: 'manifest rebuild', dryRun: r.dryRun, manifest: r.manifest, ...(r.oldManifest ? { oldManifest: r.oldManifest } : {}),
       recorded: r.counts.recorded, differing: r.counts.differs, localOnly: r.counts['local-only'], remoteOnly: r.counts['remote-only'],
-      failed: r.failed.length, hashed: r.hashed, generation: r.generation, durationMs: Date.now() - started,
+      failed: r.failed.length, hashed: r.hashed, ...(r.carried ? { carried: r.carried } : {}), generation: r.generation, durationMs: Date.now() - started,
     };
     if (json) {
       for (const p of r.paths) event({ event: 'rebuild', ...p });
@@ -130,6 +130,7 @@ async function remoteAction(s: Settings, action: string, io: CliIO, opts: Manife
           `${summary.failed ? `, ${summary.failed} failed` : ''}; ${r.hashed} files hashed`,
       );
       if (summary.differing > 0) out(`the next two-way sync treats differing paths as conflicts (--conflict ${s.conflict}; a replaced local file is kept in trash)`);
+      if (r.carried) out(`${r.carried} entr${r.carried === 1 ? 'y' : 'ies'} outside --include/--exclude kept from the old manifest`);
       if (r.oldManifest) out(`the old manifest is kept as ${r.oldManifest}`);
     }
     return r.failed.length > 0 ? 1 : 0;

@@ -3,9 +3,10 @@
 // everything else starts over as on a first run, so a rebuilt manifest can never cause a delete.
 import fs from 'node:fs';
 import path from 'node:path';
-import { SafetyError } from '../core/errors.js';
+import { SafetyError, UsageError, oneLine } from '../core/errors.js';
 import { sameContent } from '../core/compare.js';
 import type { Hasher } from '../local/hasher.js';
+import { makeFilter } from '../local/filter.js';
 import type { S3Store } from '../remote/s3-store.js';
 import { Manifest, profilePaths, type RemoteIdentity, type StoredEntry } from '../manifest/manifest.js';
 import { RunLock } from '../manifest/lock.js';
@@ -25,6 +26,11 @@ export interface RebuildResult {
   oldManifest?: string;
   paths: { path: string; key: string; outcome: RebuildOutcome }[];
   counts: Record<RebuildOutcome, number>;
+  /**
+   * With --include/--exclude, old entries outside the filters, kept as they were: the rebuild
+   * covers only the paths it compared.
+   */
+  carried: number;
   /** Files or keys that could not be compared (unreadable, invalid names): no base for them. */
   failed: { path?: string; key: string; error: string }[];
   hashed: number;
@@ -52,13 +58,17 @@ export async function rebuildManifest(d: RebuildDeps): Promise<RebuildResult> {
   try {
     const oldGeneration = await refuseHealthy(d);
     const res: RebuildResult = {
-      runId, manifest: file, paths: [], failed: [], hashed: 0, dryRun: s.dryRun,
+      runId, manifest: file, paths: [], failed: [], hashed: 0, carried: 0, dryRun: s.dryRun,
       counts: { recorded: 0, differs: 0, 'local-only': 0, 'remote-only': 0 },
       // Saved plans carry the generation they were made at: the new one must match none of them,
       // even when the old manifest was unreadable and its count unknown.
       generation: Math.max(oldGeneration + 1, now.getTime()),
     };
 
+    // Read before anything else: a filtered rebuild that cannot keep the other paths' base must
+    // stop before it has hashed the tree.
+    const carried = await carriedOver(s, file);
+    res.carried = carried.length;
     const scanStartedNs = nowNs();
     // No base (an absent file opens as an empty one, whatever state the old manifest is in):
     // gather hashes every local file, and HEADs multipart objects for their MD5.
@@ -78,6 +88,7 @@ export async function rebuildManifest(d: RebuildDeps): Promise<RebuildResult> {
       res.paths.push({ path: st.path, key: st.key, outcome });
     }
     if (s.dryRun) return res;
+    entries.push(...carried);
 
     leftovers(file);
     const fresh = `${file}.rebuild-${runId}`;
@@ -118,6 +129,42 @@ async function refuseHealthy(d: RebuildDeps): Promise<number> {
     );
   }
   return v.generation;
+}
+
+/**
+ * A rebuild narrowed by --include/--exclude replaces the base of the paths it compared only.
+ * Dropping the others' base would turn a delete made since the last sync into a new file on the
+ * other side, which a rebuild must never cause; so their old entries are carried over as they
+ * are, and a rebuild that cannot read them refuses rather than drop them.
+ */
+async function carriedOver(s: Settings, file: string): Promise<[string, StoredEntry][]> {
+  if ((s.include.length === 0 && s.exclude.length === 0) || !fs.existsSync(file)) return [];
+  const refuse = (err: unknown): never => {
+    throw new UsageError(
+      `not rebuilt: with --include/--exclude the other paths keep their base from the old manifest, which cannot be read (${oneLine(err)}); rebuild without filters`,
+      { cause: err },
+    );
+  };
+  let old: Manifest | undefined;
+  try {
+    old = Manifest.open(file, { readOnly: true });
+  } catch (err) {
+    refuse(err);
+  }
+  const filter = makeFilter(s.include, s.exclude);
+  const kept: [string, StoredEntry][] = [];
+  try {
+    for (const [p, e] of old!.all()) {
+      const m = s.mappings.find((x) => p.startsWith(x.local + '/'));
+      if (m && filter(p.slice(m.local.length + 1))) continue;
+      kept.push([p, e]);
+    }
+  } catch (err) {
+    refuse(err);
+  } finally {
+    await old!.close();
+  }
+  return kept;
 }
 
 /** A rebuild killed before its swap leaves its new environment behind; it was never in use. */

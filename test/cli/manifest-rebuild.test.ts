@@ -216,3 +216,30 @@ test('a sound manifest with a path that cannot be checked (behind a symlink) is 
   assert.equal(sync.summary?.['uploaded'], 1, 'the edit is still an upload, not a conflict');
   assert.equal(sync.summary?.['conflicts'], 0);
 });
+
+test('a rebuild narrowed by --include replaces only the matching paths\' base: a local delete elsewhere still propagates', async () => {
+  p.remove('media/a.txt'); // pending: the next sync deletes the object
+  const r = await cli('manifest', 'rebuild', '--include', 'sub/**', '--force', '--json');
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.deepEqual(r.events.filter((e) => e['event'] === 'rebuild').map((e) => [e['path'], e['outcome']]), [['media/sub/c.txt', 'recorded']]);
+  assert.equal(r.summary?.['carried'], 3, 'media/a.txt, media/b.txt and staticfiles/s.css keep their base');
+  const ls = await cli('manifest', 'ls');
+  for (const kept of ['media/a.txt', 'media/b.txt', 'media/sub/c.txt', 'staticfiles/s.css']) assert.ok(ls.stdout.includes(kept), `${kept} in:\n${ls.stdout}`);
+
+  const next = await cli('sync', '--json');
+  assert.equal(next.code, 0, next.stderr);
+  assert.deepEqual([next.summary?.['deletedRemote'], next.summary?.['downloaded'], next.summary?.['hashed']], [1, 0, 0]);
+  assert.ok(!fs.existsSync(path.join(p.root, 'media/a.txt')), 'the delete was not undone');
+  assert.deepEqual((await s3.listAll()).map((o) => o.key).sort(), ['media/b.txt', 'media/sub/c.txt', 'static/s.css']);
+});
+
+test('a filtered rebuild refuses (exit 2, nothing hashed or written) when the old manifest cannot be read to keep the other paths', async () => {
+  const file = path.join(profileDir(), 'manifest.lmdb');
+  fs.writeFileSync(file, 'not a database');
+  const r = await cli('manifest', 'rebuild', '--include', 'sub/**', '--json');
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /not rebuilt: with --include\/--exclude the other paths keep their base from the old manifest, which cannot be read .*rebuild without filters/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.equal(fs.readFileSync(file, 'utf8'), 'not a database');
+  assert.deepEqual(fs.readdirSync(profileDir()).filter((n) => n.includes('.old-') || n.includes('.rebuild-') || n === 'lock'), []);
+});
