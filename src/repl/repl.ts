@@ -83,6 +83,8 @@ export class Session {
   /** The live view of the running scan or apply, so notes print above it. */
   private view: LiveView | undefined;
   private readonly commands: Record<string, Command>;
+  /** What was typed this session, for .save. */
+  private readonly typed: string[] = [];
   private readonly aliases: Record<string, string> = { refresh: 'scan', quit: 'exit', '?': 'help', ls: 'plan' };
 
   /** `secrets`: more values to keep out of every output (the SQL password the credentials came with). */
@@ -151,6 +153,25 @@ export class Session {
     const dot = server.commands as unknown as Record<string, unknown>;
     delete dot['editor'];
     delete dot['clear'];
+    // node's own .save writes the typed lines as they are: a secret pasted by mistake would land
+    // in the file. Ours writes them redacted, and not at all under --dry-run.
+    server.defineCommand('save', {
+      help: 'Save the commands typed in this session to a file (secrets redacted)',
+      action: (file: string) => {
+        const say = (text: string): void => {
+          this.say(text);
+          server.displayPrompt();
+        };
+        if (!file.trim()) return say('error: give a file name');
+        if (this.settings.dryRun) return say('dry run: .save writes nothing (set dry-run off first)');
+        try {
+          fs.writeFileSync(path.resolve(file.trim()), this.typed.map((l) => this.redact(l)).join('\n') + '\n');
+          say(`session saved to ${file.trim()}`);
+        } catch (err) {
+          say(`error: ${(err as Error).message.split('\n')[0]}`);
+        }
+      },
+    });
     this.setupHistory(server);
     this.takeSigint(server);
 
@@ -189,7 +210,7 @@ export class Session {
     let lines: string[] = [];
     try {
       lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
-      if (lines.length > 2 * HISTORY_KEEP) {
+      if (lines.length > 2 * HISTORY_KEEP && !this.settings.dryRun) {
         lines = lines.slice(-HISTORY_KEEP);
         fs.writeFileSync(file, lines.join('\n') + '\n');
       }
@@ -200,7 +221,9 @@ export class Session {
     (server as unknown as { history: string[] }).history = lines.slice(-HISTORY_KEEP).reverse();
     server.on('line', (line: string) => {
       const t = line.trim();
-      if (!t) return;
+      if (t) this.typed.push(t.replace(/\n/g, ' '));
+      // --dry-run writes nothing anywhere (the CLI contract), the history file included.
+      if (!t || this.settings.dryRun) return;
       try {
         fs.mkdirSync(path.dirname(file), { recursive: true });
         // A secret pasted at the prompt by mistake must not be kept on disk in the clear.
@@ -831,9 +854,14 @@ export class Session {
     const { positional, flags } = parseFlags(w, ['run']);
     if (positional.length !== 1) throw new ArgError('give one PATH');
     const paths = profilePaths(this.settings.manifestDir, this.settings.profile);
-    const r = await restoreFromTrash({ root: this.settings.root, profileDir: paths.dir, trashDir: paths.trash, rel: positional[0]!, runId: flags.get('run'), mappedFolders: this.settings.mappings.map((m) => m.local) });
+    const r = await restoreFromTrash({ root: this.settings.root, profileDir: paths.dir, trashDir: paths.trash, rel: positional[0]!, runId: flags.get('run'), mappedFolders: this.settings.mappings.map((m) => m.local), dryRun: this.settings.dryRun });
+    const others = r.others.length ? this.paint.dim(` (also in runs ${r.others.join(', ')})`) : '';
+    if (r.dryRun) {
+      this.say(`dry run: would restore ${r.remote ? 'the remote version of ' : ''}${r.rel} from run ${r.runId}${r.displaced ? ', moving the file now there to the trash first' : ''}${others}; nothing changed (set dry-run off to restore)`);
+      return;
+    }
     if (r.displaced) this.say(this.paint.yellow(`the file that was at ${r.rel} went to the trash first: ${path.relative(this.settings.root, r.displaced)}`));
-    this.say(`restored ${r.remote ? 'the remote version of ' : ''}${r.rel} from run ${r.runId}${r.others.length ? this.paint.dim(` (also in runs ${r.others.join(', ')})`) : ''}`);
+    this.say(`restored ${r.remote ? 'the remote version of ' : ''}${r.rel} from run ${r.runId}${others}`);
     this.remember(`restored ${r.rel} from run ${r.runId}`);
     this.say(this.paint.dim('type scan to see what the next apply does with it'));
   }
@@ -842,7 +870,7 @@ export class Session {
 
   complete(line: string): [string[], string] {
     try {
-      const words = line.split(/\s+/);
+      const { words, raw, quote } = completionWords(line);
       const last = words[words.length - 1] ?? '';
       if (words.length <= 1) {
         const names = [...Object.keys(this.commands), ...Object.keys(this.aliases).filter((a) => a !== '?')].sort();
@@ -869,11 +897,52 @@ export class Session {
         : cmd === 'unskip' ? this.rules.map((r) => r.pattern).concat(this.pending().filter((i) => this.skipped(i)).map((i) => i.path))
         : ['explain', 'diff', 'skip', 'apply', 'plan', 'trash'].includes(cmd) ? (cmd === 'explain' || cmd === 'diff' ? [...(this.scan?.all.keys() ?? [])] : this.pending().map((i) => i.path))
         : [];
-      return [segments(source, last), last];
+      // Names with spaces or quotes come back quoted, as the command parser reads them; a folder
+      // stays open so that Tab can go on into it.
+      const quoted = segments(source, last).map((c) => {
+        const q = quote ?? (/[\s"']/.test(c) ? (c.includes('"') ? "'" : '"') : undefined);
+        return q === undefined ? c : q + c + (c.endsWith('/') ? '' : q);
+      });
+      return [quoted, raw];
     } catch {
       return [[], line];
     }
   }
+}
+
+/**
+ * The words of a line being typed, as `tokenize` reads them but tolerant of an open quote; `raw`
+ * is the last word as typed (quotes included), which the completion replaces.
+ */
+export function completionWords(line: string): { words: string[]; raw: string; quote?: string } {
+  const words: string[] = [];
+  let cur = '';
+  let start = 0;
+  let quote: string | undefined;
+  let open = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quote) {
+      if (ch === quote) quote = undefined;
+      else cur += ch;
+    } else if (ch === '"' || ch === "'") {
+      if (!open) start = i;
+      quote = ch;
+      open = true;
+    } else if (/\s/.test(ch)) {
+      if (open) words.push(cur);
+      cur = '';
+      open = false;
+    } else {
+      if (!open) start = i;
+      cur += ch;
+      open = true;
+    }
+  }
+  if (!open) start = line.length;
+  words.push(cur);
+  const raw = line.slice(start);
+  return quote ? { words, raw, quote } : { words, raw };
 }
 
 /** Completes one folder level at a time, so a big plan offers a handful of names, not thousands. */

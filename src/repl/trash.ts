@@ -42,9 +42,11 @@ export interface Restored {
   others: string[];
   /** It was the remote version (the loser of a conflict). */
   remote: boolean;
+  /** Dry run: nothing was moved; `displaced` then says whether a file is in the way. */
+  dryRun?: boolean;
 }
 
-export async function restoreFromTrash(o: { root: string; profileDir: string; trashDir: string; rel: string; runId?: string; mappedFolders?: readonly string[] }): Promise<Restored> {
+export async function restoreFromTrash(o: { root: string; profileDir: string; trashDir: string; rel: string; runId?: string; mappedFolders?: readonly string[]; dryRun?: boolean }): Promise<Restored> {
   const rel = path.posix.normalize(o.rel.replace(/\\/g, '/').replace(/^\.\//, ''));
   if (rel === '.' || rel.startsWith('../') || rel === '..' || path.posix.isAbsolute(rel)) throw new ArgError(`${o.rel} is not a path inside the project`);
   const entries = (await listTrash(o.trashDir, o.mappedFolders)).filter((e) => e.path === rel);
@@ -55,6 +57,12 @@ export async function restoreFromTrash(o: { root: string; profileDir: string; tr
   const entry = entries.filter((e) => e.runId === runId).pop()!;
   const src = path.join(o.trashDir, runId, entry.file);
   const dest = path.join(o.root, rel);
+  const others = [...new Set(runs.filter((r) => r !== runId))];
+  if (o.dryRun) {
+    // --dry-run writes nothing anywhere: say what would happen, move nothing.
+    const inTheWay = fs.existsSync(dest) ? dest : undefined;
+    return { rel, runId, ...(inTheWay ? { displaced: inTheWay } : {}), others, remote: entry.remote, dryRun: true };
+  }
   // A sync running meanwhile (another terminal) could be writing the same path.
   const lock = RunLock.acquire(o.profileDir);
   try {
@@ -79,7 +87,7 @@ export async function restoreFromTrash(o: { root: string; profileDir: string; tr
       }
     }
     await fs.promises.unlink(src);
-    return { rel, runId, ...(displaced ? { displaced } : {}), others: [...new Set(runs.filter((r) => r !== runId))], remote: entry.remote };
+    return { rel, runId, ...(displaced ? { displaced } : {}), others, remote: entry.remote };
   } finally {
     lock.release();
   }

@@ -11,6 +11,7 @@ import { useServerAndProjects } from '../support/fixture.js';
 import { BIN, type Project } from '../support/harness.js';
 import { resolveSettings } from '../../src/engine/settings.js';
 import { Session } from '../../src/repl/repl.js';
+import { tokenize } from '../../src/repl/args.js';
 import { PROMPT, startRepl, type Driver } from './support.js';
 
 let s3: TestS3;
@@ -361,6 +362,67 @@ describe('nothing typed can break it', () => {
     assert.deepEqual(handle.complete('plan --sort s'), [['size'], 's']);
     input.end();
     assert.equal(await handle.closed, 0);
+  });
+
+  test('tab completion quotes names with spaces or quotes, so the completed line parses back to the path', async () => {
+    await s3.reset();
+    const p = project({ 'media/my photos/a b.jpg': '1', 'media/my photos/c.jpg': '2', "media/it's.txt": '3' });
+    const settings = resolveSettings({ root: p.root }, p.root);
+    const { PassThrough } = await import('node:stream');
+    const input = new PassThrough();
+    const output = new PassThrough();
+    output.resume();
+    const session = new Session(settings, { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, endpoint: s3.endpoint, bucket: s3.bucket, region: 'auto', forcePathStyle: true }, {
+      stdin: input, stdout: output, stderr: output, env: {}, cwd: p.root, signal: new AbortController().signal,
+    });
+    const handle = await session.start();
+    assert.deepEqual(handle.complete('explain media/my'), [['"media/my photos/'], 'media/my']);
+    assert.deepEqual(handle.complete('explain "media/my photos/a'), [['"media/my photos/a b.jpg"'], '"media/my photos/a']);
+    assert.deepEqual(handle.complete("explain 'media/my photos/c"), [["'media/my photos/c.jpg'"], "'media/my photos/c"]);
+    assert.deepEqual(handle.complete('explain media/it'), [['"media/it\'s.txt"'], 'media/it']);
+    // What the completion produces reads back as the path itself.
+    assert.deepEqual(tokenize('explain "media/my photos/a b.jpg"'), ['explain', 'media/my photos/a b.jpg']);
+    input.end();
+    assert.equal(await handle.closed, 0);
+  });
+});
+
+describe('dry run and .save write nothing they should not', () => {
+  test('under --dry-run no history is written and restore only says what it would do', async () => {
+    await s3.reset();
+    const p = project({ 'media/doc.txt': 'version 1\n' });
+    const live = await open(p);
+    await live.cmd('apply');
+    await s3.putRaw('media/doc.txt', 'version 2\n');
+    await live.cmd('scan');
+    assert.match(await live.cmd('apply'), /1 downloaded/);
+    assert.equal(await live.close(), 0);
+    const historyFile = path.join(p.root, 'manifests/default/repl_history');
+    const history = fs.readFileSync(historyFile, 'utf8');
+    const trashBefore = fs.readdirSync(path.join(p.root, 'manifests/default/trash'), { recursive: true }).sort();
+
+    const dry = await open(p, ['--dry-run']);
+    const said = await dry.cmd('restore media/doc.txt');
+    assert.match(said, /dry run: would restore media\/doc\.txt from run \S+, moving the file now there to the trash first; nothing changed/);
+    assert.equal(p.read('media/doc.txt'), 'version 2\n');
+    assert.match(await dry.cmd('.save session.txt'), /dry run: \.save writes nothing/);
+    assert.equal(await dry.close(), 0);
+    assert.equal(fs.readFileSync(historyFile, 'utf8'), history, 'no history line added under --dry-run');
+    assert.deepEqual(fs.readdirSync(path.join(p.root, 'manifests/default/trash'), { recursive: true }).sort(), trashBefore);
+    assert.ok(!fs.existsSync(path.join(p.root, 'session.txt')));
+  });
+
+  test('.save writes the typed lines with secrets redacted', async () => {
+    await s3.reset();
+    const p = project({ 'media/a.txt': 'a\n' });
+    const r = await open(p);
+    await r.cmd(`explain ${s3.secretAccessKey}`);
+    const file = path.join(p.root, 'saved.txt');
+    assert.match(await r.cmd(`.save ${file}`), /session saved to/);
+    assert.equal(await r.close(), 0);
+    const saved = fs.readFileSync(file, 'utf8');
+    assert.match(saved, /^explain \*\*\*$/m);
+    assert.ok(!saved.includes(s3.secretAccessKey));
   });
 });
 
