@@ -4,7 +4,11 @@ import yargs, { type Argv } from 'yargs';
 import { CONFLICT_POLICIES, MODES } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
+import { VERSION } from './version.js';
+
+/** manifest actions that talk to the bucket (they need credentials); the others read the base only. */
+export const REMOTE_ACTIONS: ReadonlySet<string> = new Set(['verify', 'rebuild']);
 
 export interface Parsed {
   command: string | undefined;
