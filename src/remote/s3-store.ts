@@ -4,6 +4,7 @@
 // CredentialsError. When the caller's signal aborts, its `reason` is thrown unchanged.
 
 import { Readable } from 'node:stream';
+import type { HeadObjectCommandOutput, _Object } from '@aws-sdk/client-s3';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
@@ -12,10 +13,8 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
-  type HeadObjectCommandOutput,
-  type _Object,
   type S3Client,
-} from '@aws-sdk/client-s3';
+} from './sdk.js';
 import { CredentialsError, ItemError, SyncError, oneLine } from '../core/errors.js';
 import { createS3Client } from './client.js';
 import { AUTH_ERRORS, Failure, UNREACHABLE, describe, remoteChanged, statusOf, type SdkError } from './failure.js';
