@@ -94,6 +94,15 @@ function build(argv: string[]): Argv {
 
 export async function parseArgs(argv: string[]): Promise<Parsed> {
   const y = build(argv);
+  // yargs renders the whole help text after every command it runs (~30 ms of a no-op sync's CPU),
+  // kept only to print it beside a validation error, and that output is dropped here (an error
+  // is one line). With a help flag yargs is left as it is.
+  if (!argv.some((a) => a === '--help' || a === '-h')) {
+    const usage = (y as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } })
+      .getInternalMethods?.()
+      .getUsageInstance?.();
+    if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+  }
   return new Promise((resolve, reject) => {
     y.parse(argv, {}, (err: Error | undefined, args: Record<string, unknown>, output: string) => {
       if (output && (args['help'] || args['version'])) {
