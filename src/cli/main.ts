@@ -16,12 +16,12 @@ import { HumanRenderer, type HumanOptions } from '../render/human.js';
 import { RunLog } from '../render/log-file.js';
 import { REMOTE_ACTIONS, parseArgs } from './parse.js';
 
-
 /** The SQL Server credential store and its driver: loaded only when a connection string is set. */
 async function loadMssql() {
   const [config, store] = await Promise.all([import('../credentials/mssql-config.js'), import('../credentials/mssql-store.js')]);
   return { mssqlSecrets: config.mssqlSecrets, MssqlStore: store.MssqlStore, MssqlSource: store.MssqlSource };
 }
+
 const REPL_COMMANDS = ['repl', 'ui', 'storage-sync-ui'];
 
 export interface CliIO {

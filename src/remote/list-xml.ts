@@ -7,12 +7,14 @@
 // repeated, a count that does not add up): the page then goes to the SDK's parser unchanged.
 // A test holds it to the SDK's output on generated pages.
 
+import { normalizeEtag } from '../core/compare.js';
+
 export interface ListedObject {
   key: string;
-  /** As sent, quotes and all (the store normalizes it). */
+  /** Unquoted, lowercase. */
   etag: string;
   size: number;
-  /** ms since the epoch. */
+  /** ms since the epoch (listings carry ms; HEAD and GET only whole seconds). */
   lastModified: number;
 }
 
@@ -97,7 +99,7 @@ export function parseListPage(body: string): ListPage | undefined {
     const lastModified = timestamp(text(modified));
     const sizeText = text(size);
     if (lastModified === undefined || !/^(0|[1-9][0-9]{0,14})$/.test(sizeText)) return undefined;
-    objects.push({ key: text(key), etag: text(etag), size: Number(sizeText), lastModified });
+    objects.push({ key: text(key), etag: normalizeEtag(text(etag)), size: Number(sizeText), lastModified });
     pos = end + '</Contents>'.length;
   }
   outside += x.slice(pos, rootEnd);

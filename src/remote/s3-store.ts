@@ -187,7 +187,6 @@ export class S3Store {
     const page = await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
       throw this.failure.of('ListObjectsV2', prefix || '(bucket root)', err, signal, SyncError);
     });
-    if (fast) for (const o of fast.objects) o.etag = normalizeEtag(o.etag);
     const out: ListPage = fast ?? { objects: (page.Contents ?? []).map(listed), isTruncated: page.IsTruncated === true, nextToken: page.NextContinuationToken };
     // A truncated page without a token would end the listing early, and every object not
     // listed would look deleted remotely.

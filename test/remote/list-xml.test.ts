@@ -89,13 +89,13 @@ describe('the listing XML reader reads what the SDK reads', () => {
         }
         taken++;
         assert.ok(sdk.ok, `we read a page the SDK refused: ${String(!sdk.ok && sdk.err)}\n${body}`);
-        const want = (sdk.p.Contents ?? []).map((o) => ({ key: o.Key ?? '', etag: o.ETag ?? '', size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0 }));
+        const want = (sdk.p.Contents ?? []).map((o) => ({ key: o.Key ?? '', etag: normalizeEtag(o.ETag ?? ''), size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0 }));
         assert.deepEqual(ours.objects, want, body);
         assert.equal(ours.isTruncated, sdk.p.IsTruncated === true, body);
         assert.equal(ours.nextToken, sdk.p.NextContinuationToken, body);
         // And through the store, with the reader in the SDK's middleware stack.
         // (A truncated page would be asked for again and again: this server has only the one.)
-        if (!truncated) assert.deepEqual(await store.listAll(''), want.map((o) => ({ ...o, etag: normalizeEtag(o.etag) })));
+        if (!truncated) assert.deepEqual(await store.listAll(''), want);
       }),
       { numRuns: 300 },
     );
