@@ -2,6 +2,13 @@
 // The SDK's Node-version notice must be off before any client module loads.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
+// `--version` alone is answered before the parser and the engine load (~0.3 s of imports).
+if (process.argv.length === 3 && process.argv[2] === '--version') {
+  const { VERSION } = await import('./version.js');
+  process.stdout.write(VERSION + '\n');
+  process.exit(0);
+}
+
 const { main } = await import('./main.js');
 
 const controller = new AbortController();

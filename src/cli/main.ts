@@ -1,24 +1,26 @@
 // The CLI as a function: argv and streams in, exit code out. bin.ts wires it to the process.
+// Only what every command needs is imported up front: each command's modules (the S3 SDK, LMDB,
+// the SQL Server driver, the REPL) load when that command runs, so `--version`, `--help` and a
+// sync without SQL Server do not pay for the others (mssql alone costs ~100 ms to load).
 import path from 'node:path';
 import { SyncError, UsageError, oneLine } from '../core/errors.js';
 import type { Mode } from '../core/types.js';
 import { EventStream, makeRedactor } from '../engine/events.js';
 import { resolveSettings, type Overrides, type Settings } from '../engine/settings.js';
-import { run } from '../engine/run.js';
-import { profilePaths } from '../manifest/manifest.js';
 import { EnvSource } from '../credentials/env-source.js';
 import { resolveCredentials } from '../credentials/resolve.js';
 import { secretsOf, type CredentialSource } from '../credentials/source.js';
+import { mssqlTarget } from '../credentials/mssql-target.js';
 import { ndjsonRenderer } from '../render/ndjson.js';
 import { HumanRenderer, type HumanOptions } from '../render/human.js';
 import { RunLog } from '../render/log-file.js';
-import { parseArgs } from './parse.js';
-import { statusCommand } from './status.js';
-import { REMOTE_ACTIONS, manifestCommand } from './manifest-cmd.js';
-import { replCommand } from '../repl/repl.js';
-import { credsCommand } from './creds-cmd.js';
-import { mssqlSecrets, mssqlTarget } from '../credentials/mssql-config.js';
-import { MssqlSource, MssqlStore } from '../credentials/mssql-store.js';
+import { REMOTE_ACTIONS, parseArgs } from './parse.js';
+
+/** The SQL Server credential store and its driver: loaded only when a connection string is set. */
+async function loadMssql() {
+  const [config, store] = await Promise.all([import('../credentials/mssql-config.js'), import('../credentials/mssql-store.js')]);
+  return { mssqlSecrets: config.mssqlSecrets, MssqlStore: store.MssqlStore, MssqlSource: store.MssqlSource };
+}
 
 const REPL_COMMANDS = ['repl', 'ui', 'storage-sync-ui'];
 
@@ -87,28 +89,34 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     debug = a['log-level'] === 'debug';
     const command = parsed.command!;
     const settings = resolveSettings(overridesFrom(a, command), io.cwd);
-    if (command === 'status') return await statusCommand(settings, io, json);
+    if (command === 'status') return await (await import('./status.js')).statusCommand(settings, io, json);
     const action = a['action'] as string;
-    if (command === 'manifest' && !REMOTE_ACTIONS.has(action)) return await manifestCommand(settings, action, a['path'] as string | undefined, io);
+    if (command === 'manifest' && !REMOTE_ACTIONS.has(action)) {
+      return await (await import('./manifest-cmd.js')).manifestCommand(settings, action, a['path'] as string | undefined, io);
+    }
 
     // The SQL password is kept out of every message from here on, whatever raised it.
     const target = mssqlTarget(io.env, settings.mssql);
-    if (target) redact = makeRedactor(mssqlSecrets(target.connectionString));
-    if (command === 'creds') return await credsCommand(settings, a, io, json);
+    const sql = target ? await loadMssql() : undefined;
+    if (target && sql) redact = makeRedactor(sql.mssqlSecrets(target.connectionString));
+    if (command === 'creds') return await (await import('./creds-cmd.js')).credsCommand(settings, a, io, json);
 
     // SQL Server comes after the environment (per key); its one connection is closed as soon as
     // the credentials are read, so a long sync holds no database connection.
-    const sqlStore = target ? new MssqlStore(target) : undefined;
+    const sqlStore = target && sql ? new sql.MssqlStore(target) : undefined;
     let credentials: Awaited<ReturnType<typeof resolveCredentials>>;
     try {
-      const sqlSources = sqlStore ? [new MssqlSource(sqlStore)] : [];
+      const sqlSources = sqlStore && sql ? [new sql.MssqlSource(sqlStore)] : [];
       credentials = await resolveCredentials(settings.profile, [new EnvSource(io.env), ...sqlSources, ...(io.sources ?? [])]);
     } finally {
       await sqlStore?.close();
     }
     redact = makeRedactor([...secretsOf(credentials), ...(sqlStore?.secrets ?? [])]);
-    if (command === 'manifest') return await manifestCommand(settings, action, a['path'] as string | undefined, io, { credentials, json, deep: a['deep'] === true, redact });
-    if (REPL_COMMANDS.includes(command)) return await replCommand(settings, credentials, io, sqlStore?.secrets ?? []);
+    if (command === 'manifest') {
+      const { manifestCommand } = await import('./manifest-cmd.js');
+      return await manifestCommand(settings, action, a['path'] as string | undefined, io, { credentials, json, deep: a['deep'] === true, redact });
+    }
+    if (REPL_COMMANDS.includes(command)) return await (await import('../repl/repl.js')).replCommand(settings, credentials, io, sqlStore?.secrets ?? []);
     return await runCommand(command, a, settings, credentials, io, json, redact);
   } catch (err) {
     const code = err instanceof SyncError ? err.exitCode : 1;
@@ -129,6 +137,7 @@ async function runCommand(
   json: boolean,
   redact: (s: string) => string,
 ): Promise<number> {
+  const [{ run }, { profilePaths }] = await Promise.all([import('../engine/run.js'), import('../manifest/manifest.js')]);
   const events = new EventStream();
   const ndjson = json ? ndjsonRenderer(io.stdout, redact) : undefined;
   if (ndjson) events.on(ndjson);

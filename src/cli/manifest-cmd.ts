@@ -12,9 +12,9 @@ import { S3Store } from '../remote/s3-store.js';
 import type { Credentials } from '../credentials/source.js';
 import { formatBytes } from '../render/format.js';
 import type { CliIO } from './main.js';
+import { REMOTE_ACTIONS } from './parse.js';
 
 /** The actions that look at the bucket, and so need credentials. */
-export const REMOTE_ACTIONS = new Set(['verify', 'rebuild']);
 
 export interface ManifestOptions {
   credentials?: Credentials;

@@ -2,24 +2,11 @@
 // errors to one line a user can act on. Nothing here may print the password.
 import sql from 'mssql';
 import { CredentialsError, UsageError } from '../core/errors.js';
+import type { MssqlOrigin } from './mssql-target.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
-/** Where the connection string came from, for messages. */
-export type MssqlOrigin = 'STORAGE_SYNC_MSSQL' | 'credentials.mssql in the config';
-
-export interface MssqlTarget {
-  connectionString: string;
-  origin: MssqlOrigin;
-}
-
-/** Environment first, then the config (as for the bucket credentials themselves). */
-export function mssqlTarget(env: NodeJS.ProcessEnv, configured: string | undefined): MssqlTarget | undefined {
-  const fromEnv = env['STORAGE_SYNC_MSSQL'];
-  if (fromEnv !== undefined && fromEnv.trim() !== '') return { connectionString: fromEnv, origin: 'STORAGE_SYNC_MSSQL' };
-  if (configured !== undefined && configured.trim() !== '') return { connectionString: configured, origin: 'credentials.mssql in the config' };
-  return undefined;
-}
+export { mssqlTarget, type MssqlOrigin, type MssqlTarget } from './mssql-target.js';
 
 /**
  * The mssql config for a connection string, with safe defaults where the string is silent:

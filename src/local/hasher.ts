@@ -4,7 +4,7 @@
 // and an abort has little queued work to throw away.
 
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { HashResult, HashTask } from './hash-worker.js';
 import { SMALL_FILE_MAX } from './hash-worker.js';
 
@@ -49,7 +49,8 @@ export function makeBatches(tasks: readonly HashTask[]): number[][] {
 
 export class Hasher {
   readonly threads: number;
-  private pool: Piscina<HashTask[], HashResult[]> | undefined;
+  /** Piscina loads with the pool: a run that hashes nothing never loads it. */
+  private pool: Promise<Piscina<HashTask[], HashResult[]>> | undefined;
 
   constructor(opts: { threads?: number } = {}) {
     this.threads = Math.max(1, opts.threads ?? availableParallelism());
@@ -64,7 +65,8 @@ export class Hasher {
     signal?.throwIfAborted();
     const batches = makeBatches(tasks);
     if (batches.length === 0) return [];
-    const pool = this.getPool();
+    const pool = await this.getPool();
+    signal?.throwIfAborted();
     const results = new Array<HashResult>(tasks.length);
     let next = 0;
     // The signal is not handed to Piscina: it terminates the worker of an aborted task even when
@@ -105,7 +107,8 @@ export class Hasher {
    * their start-up (a V8 isolate and the wasm module each) then overlaps other waiting.
    */
   warm(): void {
-    this.getPool();
+    // A failure to start shows again, and is thrown, at the first hashMany.
+    this.getPool().catch(() => undefined);
   }
 
   /**
@@ -116,8 +119,9 @@ export class Hasher {
    * open-hash-close crashed about once in several hundred cycles (test/model/hasher-close.test.ts).
    */
   async close(): Promise<void> {
-    const pool = this.pool;
+    const loading = this.pool;
     this.pool = undefined;
+    const pool = await loading?.catch(() => undefined);
     if (!pool) return;
     // Bounded: a worker that fails to start leaves pool.threads; one stuck loading is ended anyway.
     for (let waited = 0; waited < LOAD_WAIT_MS && pool.threads.some((t) => !this.ready.has(t.threadId)); waited += 5) {
@@ -129,9 +133,13 @@ export class Hasher {
   /** Threads that have loaded the worker module (Piscina's `workerCreate` comes after that). */
   private readonly ready = new Set<number>();
 
-  private getPool(): Piscina<HashTask[], HashResult[]> {
-    if (this.pool) return this.pool;
-    this.pool = new Piscina({
+  private getPool(): Promise<Piscina<HashTask[], HashResult[]>> {
+    this.pool ??= import('piscina').then(({ Piscina }) => this.startPool(Piscina));
+    return this.pool;
+  }
+
+  private startPool(P: typeof Piscina): Piscina<HashTask[], HashResult[]> {
+    const pool = new P<HashTask[], HashResult[]>({
       filename: new URL('./hash-worker.js', import.meta.url).href,
       execArgv: WORKER_EXEC_ARGV,
       // Threads start on demand: Piscina marks threads it starts up front as ready before they
@@ -143,7 +151,7 @@ export class Hasher {
       // the main thread after each one (measured: ~10% faster on 100k small files).
       concurrentTasksPerWorker: 2,
     });
-    this.pool.on('workerCreate', (w: { id: number }) => this.ready.add(w.id));
-    return this.pool;
+    pool.on('workerCreate', (w: { id: number }) => this.ready.add(w.id));
+    return pool;
   }
 }

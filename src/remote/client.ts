@@ -2,8 +2,7 @@
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { NodeHttpHandler, S3Client } from './sdk.js';
 import type { StoreConfig } from './s3-store.js';
 
 // The SDK prints a seven-line Node 20 notice on the first client otherwise; our output is ours.

@@ -4,6 +4,7 @@
 // CredentialsError. When the caller's signal aborts, its `reason` is thrown unchanged.
 
 import { Readable } from 'node:stream';
+import type { HeadObjectCommandOutput, _Object } from '@aws-sdk/client-s3';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
@@ -12,10 +13,8 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
-  type HeadObjectCommandOutput,
-  type _Object,
   type S3Client,
-} from '@aws-sdk/client-s3';
+} from './sdk.js';
 import { CredentialsError, ItemError, SyncError, oneLine } from '../core/errors.js';
 import { createS3Client } from './client.js';
 import { AUTH_ERRORS, Failure, UNREACHABLE, describe, remoteChanged, statusOf, type SdkError } from './failure.js';
@@ -23,6 +22,9 @@ import { putMultipart, putSingle, type UploadContext, type UploadOptions, type U
 
 export { contentTypeFor, type UploadOptions, type UploadSource } from './upload.js';
 import { etagPartCount, normalizeEtag } from './etag.js';
+import { parseListPage, type ListPage, type ListedObject } from './list-xml.js';
+
+export type { ListedObject } from './list-xml.js';
 
 export interface StoreConfig {
   endpoint: string;
@@ -37,15 +39,6 @@ export interface StoreConfig {
   maxAttempts?: number;
   /** Idle-socket limit in ms (default 120 s, or STORAGE_SYNC_SOCKET_TIMEOUT_MS). */
   socketTimeoutMs?: number;
-}
-
-export interface ListedObject {
-  key: string;
-  /** Unquoted, lowercase. */
-  etag: string;
-  size: number;
-  /** ms since the epoch (listings carry ms; HEAD and GET only whole seconds). */
-  lastModified: number;
 }
 
 export interface HeadResult extends ListedObject {
@@ -92,6 +85,29 @@ const listed = (o: _Object): ListedObject => ({
   size: o.Size ?? 0,
   lastModified: o.LastModified?.getTime() ?? 0,
 });
+
+/**
+ * Reads a 200 listing's XML before the SDK does (innermost in its deserialize step, so retries,
+ * signing and every error response stay the SDK's): when list-xml.ts can read the page, the SDK
+ * is handed a stub of the page without its keys, and `take` gets the keys.
+ */
+function fastListing(take: (page: ListPage | undefined) => void) {
+  return (next: (args: unknown) => Promise<{ response: unknown }>) =>
+    async (args: unknown): Promise<{ response: unknown }> => {
+      take(undefined);
+      const result = await next(args);
+      const res = result.response as { statusCode?: number; body?: unknown };
+      if (res.statusCode !== 200 || !(res.body instanceof Readable)) return result;
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      const raw = Buffer.concat(chunks);
+      const page = parseListPage(raw.toString('utf8'));
+      take(page);
+      res.body = page ? Buffer.from(`<ListBucketResult><IsTruncated>${String(page.isTruncated)}</IsTruncated></ListBucketResult>`) : raw;
+      return result;
+    };
+}
+const FAST_LISTING = { step: 'deserialize', name: 'storageSyncListXml', priority: 'low' } as const;
 
 /**
  * Byte order of the UTF-8 encodings (S3's listing order) without encoding: UTF-16 code-unit order
@@ -155,18 +171,30 @@ export class S3Store {
   async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
     let token: string | undefined;
     do {
-      const cmd = new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: prefix, MaxKeys: 1000, ContinuationToken: token });
-      const page = await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
-        throw this.failure.of('ListObjectsV2', prefix || '(bucket root)', err, signal, SyncError);
-      });
-      yield (page.Contents ?? []).map(listed);
-      // A truncated page without a token would end the listing early, and every object not
-      // listed would look deleted remotely.
-      if (page.IsTruncated && !page.NextContinuationToken) {
-        throw new SyncError(`S3 ListObjectsV2 ${prefix}: truncated page without a continuation token`);
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      const page = await this.listPage(prefix, token, undefined, signal);
+      yield page.objects;
+      token = page.nextToken;
     } while (token);
+  }
+
+  /** One page of up to 1,000 keys: after `token`, or from just after `startAfter`. */
+  private async listPage(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<ListPage> {
+    const cmd = new ListObjectsV2Command({
+      Bucket: this.cfg.bucket, Prefix: prefix, MaxKeys: 1000, ContinuationToken: token, StartAfter: token ? undefined : startAfter,
+    });
+    let fast: ListPage | undefined;
+    cmd.middlewareStack.add(fastListing((p) => (fast = p)) as never, FAST_LISTING);
+    const page = await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
+      throw this.failure.of('ListObjectsV2', prefix || '(bucket root)', err, signal, SyncError);
+    });
+    const out: ListPage = fast ?? { objects: (page.Contents ?? []).map(listed), isTruncated: page.IsTruncated === true, nextToken: page.NextContinuationToken };
+    // A truncated page without a token would end the listing early, and every object not
+    // listed would look deleted remotely.
+    if (out.isTruncated && !out.nextToken) {
+      throw new SyncError(`S3 ListObjectsV2 ${prefix}: truncated page without a continuation token`);
+    }
+    if (!out.isTruncated) out.nextToken = undefined;
+    return out;
   }
 
   /**
@@ -233,30 +261,22 @@ export class S3Store {
     let prev = after;
     let token: string | undefined;
     for (;;) {
-      const cmd = new ListObjectsV2Command({
-        Bucket: this.cfg.bucket, Prefix: prefix, MaxKeys: 1000, ContinuationToken: token, StartAfter: token ? undefined : after,
-      });
-      const page = await this.client.send(cmd, { abortSignal: signal }).catch((err: unknown) => {
-        throw this.failure.of('ListObjectsV2', prefix || '(bucket root)', err, signal, SyncError);
-      });
+      const page = await this.listPage(prefix, token, after, signal);
       let done = false;
       // The whole page is checked, also past the range's end: a server out of byte order must
       // show it before a key beyond `last` is taken to mean nothing else in range follows.
-      for (const o of page.Contents ?? []) {
-        const key = o.Key ?? '';
+      for (const o of page.objects) {
+        const key = o.key;
         if (prev !== undefined && compareKeys(key, prev) <= 0) {
           return `keys not in byte order (${JSON.stringify(key)} after ${JSON.stringify(prev)})`;
         }
         if (!key.startsWith(prefix)) return `key ${JSON.stringify(key)} outside the prefix`;
         prev = key;
         if (last !== undefined && compareKeys(key, last) > 0) done = true;
-        else out.push(listed(o));
+        else out.push(o);
       }
-      if (page.IsTruncated && !page.NextContinuationToken) {
-        throw new SyncError(`S3 ListObjectsV2 ${prefix}: truncated page without a continuation token`);
-      }
-      if (done || !page.IsTruncated || (last !== undefined && prev === last)) return out;
-      token = page.NextContinuationToken;
+      if (done || !page.isTruncated || (last !== undefined && prev === last)) return out;
+      token = page.nextToken;
     }
   }
 

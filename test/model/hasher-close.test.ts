@@ -23,7 +23,7 @@ test('hasher: threads start on demand, and close() ends only threads that have l
     const [r] = await h.hashMany([{ abs: path.join(dir, 'a'), size: 1 }]);
     assert.equal(r?.error, undefined);
     // One small batch needs one thread; the seven others were the ones closed mid-load.
-    const pool = (h as unknown as { pool: { threads: unknown[] } }).pool;
+    const pool = await (h as unknown as { pool: Promise<{ threads: unknown[] }> }).pool;
     assert.equal(pool.threads.length, 1);
     await h.close();
   } finally {
