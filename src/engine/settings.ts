@@ -7,6 +7,13 @@ import { parseMaxDelete } from '../core/guards.js';
 import { DEFAULT_PART_SIZE, MiB } from '../remote/etag.js';
 
 const GiB = 1024 * MiB;
+/**
+ * Files below this go up in one streamed PutObject (rclone's cutoff too). Measured against the
+ * local server, a single PUT of a 200 MB file cost the client 0.24 s and the server 0.61 s of CPU,
+ * a multipart upload of it (8 MiB parts) 0.84 s and 0.93 s. Above it a failed try would resend a
+ * whole big file, and one connection would cap the speed of a file sent alone: parts take over.
+ */
+export const DEFAULT_MULTIPART_THRESHOLD = 200 * MiB;
 
 export interface Settings {
   root: string;
@@ -172,7 +179,7 @@ export function resolveSettings(o: Overrides, cwd: string): Settings {
     include: [...(file.include ?? []), ...(o.include ?? [])],
     exclude: [...(file.exclude ?? []), ...(o.exclude ?? [])],
     trash: pick('trash', true),
-    multipartThreshold: pick('multipartThreshold', 8 * MiB),
+    multipartThreshold: pick('multipartThreshold', DEFAULT_MULTIPART_THRESHOLD),
     partSize: pick('partSize', DEFAULT_PART_SIZE),
   };
   const mssql = o.mssql ?? file.mssql;
