@@ -6,7 +6,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { CreateMultipartUploadCommand, PutObjectCommand, type PutObjectCommandInput, type PutObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
-import type { BuildMiddleware, DeserializeMiddleware } from '@smithy/types';
+import type { BuildMiddleware, DeserializeMiddleware, MetadataBearer } from '@smithy/types';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ItemError, oneLine } from '../core/errors.js';
 import { EtagHasher, etagPartCount, normalizeEtag, partSizeFor } from './etag.js';
@@ -111,12 +111,19 @@ async function contentCheck(src: UploadSource): Promise<() => ContentCheck> {
   };
 }
 
-// The SDK otherwise reads every Buffer body once more for the SigV4 payload SHA-256. The signed
-// Content-MD5 header already binds the body to the signature, the server checks it (S3, R2), and
-// the ETag check below covers servers that do not; a stream body is sent UNSIGNED-PAYLOAD anyway.
-const unsignedPayload: BuildMiddleware<PutObjectCommandInput, PutObjectCommandOutput> = (next) => async (args) => {
+/**
+ * Added once to the client (src/remote/client.ts): PutObject and UploadPart are signed
+ * UNSIGNED-PAYLOAD. The SDK otherwise reads every Buffer body (a small file, a multipart part)
+ * once more for the SigV4 payload SHA-256. A PUT's signed Content-MD5 header binds its body to
+ * the signature and the server checks it (S3, R2); parts are proved by the multipart ETag; and
+ * every upload's ETag is checked against the content planned. A stream body is sent
+ * UNSIGNED-PAYLOAD by the SDK anyway.
+ */
+export const unsignedPayload: BuildMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
   const request = args.request as { headers?: Record<string, string> };
-  if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  if (request.headers && (context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand')) {
+    request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  }
   return next(args);
 };
 
@@ -165,11 +172,11 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
     if (data.length !== src.size || !check.matches()) throw new ItemError('file changed since it was hashed');
   }
   // Streamed: a failed check (or read) ends the request through this signal.
-  const stop = new AbortController();
+  const stop = data ? undefined : new AbortController();
   let failure: unknown;
   const fail = (err: unknown) => {
     failure ??= err;
-    stop.abort(err);
+    stop?.abort(err);
   };
   let reported = 0;
   const open = () => {
@@ -202,7 +209,7 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
     file.pipe(body);
     return { body, close: () => void (file.destroy(), body.destroy()) };
   };
-  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+  const signal = !stop ? opts.signal : opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
   const put = (conditional: boolean) => {
     const cmd = new PutObjectCommand({
       Bucket: ctx.bucket,
@@ -214,7 +221,6 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
       Metadata: { md5: src.md5 },
       ...(!conditional ? {} : opts.expect === 'absent' ? { IfNoneMatch: '*' } : opts.expect ? { IfMatch: quote(opts.expect.etag) } : {}),
     });
-    cmd.middlewareStack.add(unsignedPayload, { step: 'build', name: 'storageSyncUnsignedPayload' });
     if (!data) cmd.middlewareStack.add(freshBodyEachAttempt(open), { step: 'deserialize', priority: 'low', name: 'storageSyncStreamBody' });
     return cmd;
   };

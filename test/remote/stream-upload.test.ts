@@ -8,12 +8,14 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { ItemError } from '../../src/core/errors.js';
 import { getXxh64 } from '../../src/local/xxh.js';
 import { MiB } from '../../src/remote/etag.js';
 import { S3Store, type UploadSource } from '../../src/remote/s3-store.js';
 import { startS3Server, storeConfig, type TestS3 } from '../support/s3-server.js';
+import { startS3rver, type S3rverHandle } from '../support/s3rver.js';
 
 const hex = (data: Buffer) => createHash('md5').update(data).digest('hex');
 
@@ -130,5 +132,40 @@ describe('streamed single PUT', () => {
     const upload = store.upload('stream/aborted.bin', src, { signal: controller.signal, onBytes: () => controller.abort(reason) });
     await assert.rejects(upload, (err: unknown) => err === reason);
     assert.ok(!(await s3.listAll('stream/')).some((o) => o.key === 'stream/aborted.bin'));
+  });
+});
+
+describe('against a server that checks signatures (s3rver)', () => {
+  let server: S3rverHandle;
+  let dir: string;
+  before(async () => {
+    server = await startS3rver('unsigned');
+    dir = await mkdtemp(join(tmpdir(), 'stream-upload-signed-'));
+  });
+  after(async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('accepts PUTs and parts signed UNSIGNED-PAYLOAD: a small file, a streamed one, a multipart one', async () => {
+    const e = server.env;
+    const store = new S3Store({
+      endpoint: e.AWS_S3_ENDPOINT_URL!, bucket: e.AWS_STORAGE_BUCKET_NAME!, accessKeyId: e.AWS_ACCESS_KEY_ID!,
+      secretAccessKey: e.AWS_SECRET_ACCESS_KEY!, forcePathStyle: true, concurrency: 2, multipartThreshold: 6 * MiB, partSize: 5 * MiB,
+    });
+    try {
+      for (const [name, size] of [['small.txt', 1000], ['streamed.bin', 2 * MiB], ['parts.bin', 11 * MiB]] as const) {
+        const data = randomBytes(size);
+        const filePath = join(dir, name);
+        writeFileSync(filePath, data);
+        const src = { filePath, size, md5: hex(data), xxh64: (await getXxh64()).hex(data) };
+        const res = await store.upload(`signed/${name}`, src);
+        assert.equal(res.size, size);
+        const got = await store.get(`signed/${name}`);
+        assert.equal(hex(await buffer(got.body)), hex(data), `${name} stored whole`);
+      }
+    } finally {
+      store.close();
+    }
   });
 });
