@@ -213,7 +213,14 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
     file.pipe(body);
     return { body, close: () => void (file.destroy(), body.destroy()) };
   };
-  const signal = !stop ? opts.signal : opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+  // The caller's abort reaches the request through `stop` too (a listener removed afterwards,
+  // where AbortSignal.any would tie one more signal to the run's long-lived one per upload).
+  const forward = () => stop?.abort(opts.signal?.reason);
+  if (stop) {
+    opts.signal?.addEventListener('abort', forward, { once: true });
+    if (opts.signal?.aborted) forward();
+  }
+  const signal = stop ? stop.signal : opts.signal;
   const put = (conditional: boolean) => {
     const cmd = new PutObjectCommand({
       Bucket: ctx.bucket,
@@ -233,11 +240,27 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
       if (failure !== undefined && !opts.signal?.aborted) throw failure;
       throw err;
     });
+  const sent = { ours: (err: unknown) => failure !== undefined && err === failure, reported: () => reported };
+  try {
+    return await sendPut(ctx, key, src, opts, send, sent);
+  } finally {
+    opts.signal?.removeEventListener('abort', forward);
+  }
+}
+
+async function sendPut(
+  ctx: UploadContext,
+  key: string,
+  src: UploadSource,
+  opts: UploadOptions,
+  send: (conditional: boolean) => Promise<PutObjectCommandOutput>,
+  sent: { ours(err: unknown): boolean; reported(): number },
+): Promise<UploadResult> {
   let res;
   try {
     res = await send(opts.expect !== undefined);
   } catch (err) {
-    if (err === failure) throw err;
+    if (sent.ours(err)) throw err;
     const status = statusOf(err);
     // Under a condition: 412 it failed, 409 a concurrent write won, 404 the object went away.
     if (opts.expect && (status === 412 || status === 409 || (status === 404 && opts.expect !== 'absent'))) throw remoteChanged(err);
@@ -245,10 +268,10 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
     // A server that does not implement conditional writes: a HEAD narrows the window instead.
     await checkExpected(ctx, key, opts);
     res = await send(false).catch((e: unknown) => {
-      throw e === failure ? e : ctx.fail.of('PutObject', key, e, opts.signal);
+      throw sent.ours(e) ? e : ctx.fail.of('PutObject', key, e, opts.signal);
     });
   }
-  if (src.size > reported) opts.onBytes?.(src.size - reported);
+  if (src.size > sent.reported()) opts.onBytes?.(src.size - sent.reported());
   const etag = etagOf('PutObject', key, res.ETag);
   // A plain-MD5 ETag that is not ours: the server kept damaged bytes (it did not check Content-MD5).
   if (/^[0-9a-f]{32}$/.test(etag) && etag !== src.md5) throw new StoredEtagMismatch('PutObject', key, etag, src.md5);
