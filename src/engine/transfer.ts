@@ -68,7 +68,7 @@ export async function uploadItem(item: PlanItem, d: TransferDeps): Promise<Outco
     for (let attempt = 1; !res; attempt++) {
       try {
         res = await withProgress(d, item.path, local.size, () =>
-          d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5! }, { signal: d.signal, onBytes: progress(d, item.path), expect, ...noteUploadId(d, item.path, item.key) }),
+          d.store.upload(item.key, { filePath: abs, size: local.size, md5: local.md5!, xxh64: local.xxh64 }, { signal: d.signal, onBytes: progress(d, item.path), expect, ...noteUploadId(d, item.path, item.key) }),
         );
       } catch (err) {
         // Damaged on the way: the object now holds what the server got, which is ours to replace.
@@ -179,7 +179,7 @@ async function keepBothUpload(item: PlanItem, d: TransferDeps): Promise<void> {
   const local = item.local!;
   const moved = statOf(to)!;
   const t = nowNs();
-  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5! }, { signal: d.signal, expect: 'absent', ...noteUploadId(d, kb.path, kb.key) });
+  const res = await d.store.upload(kb.key, { filePath: to, size: moved.size, md5: local.md5!, xxh64: local.xxh64 }, { signal: d.signal, expect: 'absent', ...noteUploadId(d, kb.path, kb.key) });
   d.manifest.put(kb.path, entryFor(kb.key, { ...moved, md5: local.md5!, xxh64: local.xxh64! }, { etag: res.etag, size: moved.size, lastModified: Date.now(), md5: local.md5! }, t));
 }
 

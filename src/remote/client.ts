@@ -4,6 +4,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { NodeHttpHandler, S3Client } from './sdk.js';
 import type { StoreConfig } from './s3-store.js';
+import { unsignedPayload } from './upload.js';
 
 // The SDK prints a seven-line Node 20 notice on the first client otherwise; our output is ours.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -27,7 +28,7 @@ export function createS3Client(cfg: StoreConfig): S3Client {
   // and HEADs alongside; sockets beyond this queue in the agent instead of failing.
   const maxSockets = cfg.concurrency * 2 + 4;
   const agentOptions = { keepAlive: true, maxSockets };
-  return new S3Client({
+  const client = new S3Client({
     region: cfg.region ?? 'auto',
     endpoint: cfg.endpoint,
     forcePathStyle: cfg.forcePathStyle ?? false,
@@ -49,4 +50,6 @@ export function createS3Client(cfg: StoreConfig): S3Client {
       logger: silent,
     }),
   });
+  client.middlewareStack.add(unsignedPayload, { step: 'build', name: 'storageSyncUnsignedPayload' });
+  return client;
 }

@@ -1,7 +1,7 @@
 // ETag arithmetic. A single PutObject's ETag is the hex MD5 of the bytes; a multipart upload's is
 // md5(concat(binary part MD5s)) + '-' + parts, so it can only be predicted from the part size.
 
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 
 export const MiB = 1024 * 1024;
 export const DEFAULT_PART_SIZE = 8 * MiB;
@@ -41,16 +41,19 @@ export function etagPartCount(etag: string): number | undefined {
  */
 export class EtagHasher {
   bytes = 0;
-  private readonly whole = createHash('md5');
+  private readonly whole: Hash | undefined;
   private part = createHash('md5');
   private inPart = 0;
   private readonly partMd5s: Buffer[] = [];
 
-  constructor(private readonly partSize: number) {}
+  /** `whole: false` skips the plain MD5 (digest() then gives md5 ''): the parts' MD5s suffice. */
+  constructor(private readonly partSize: number, opts: { whole?: boolean } = {}) {
+    this.whole = opts.whole === false ? undefined : createHash('md5');
+  }
 
   update(chunk: Buffer): void {
     this.bytes += chunk.length;
-    this.whole.update(chunk);
+    this.whole?.update(chunk);
     for (let offset = 0; offset < chunk.length; ) {
       const take = Math.min(chunk.length - offset, this.partSize - this.inPart);
       this.part.update(chunk.subarray(offset, offset + take));
@@ -63,7 +66,7 @@ export class EtagHasher {
   /** Call once, after the last chunk. */
   digest(): { md5: string; multipartEtag: string } {
     if (this.inPart > 0 || this.partMd5s.length === 0) this.endPart();
-    return { md5: this.whole.digest('hex'), multipartEtag: multipartEtag(this.partMd5s) };
+    return { md5: this.whole?.digest('hex') ?? '', multipartEtag: multipartEtag(this.partMd5s) };
   }
 
   private endPart(): void {

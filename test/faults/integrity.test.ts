@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { filesUnder, md5 } from '../support/harness.js';
 import type { Fault } from '../support/fault-proxy.js';
@@ -195,6 +196,11 @@ describe('DeleteObjects', () => {
 describe('multipart uploads', () => {
   test('failing parts are retried; a part that always fails fails the file, aborts the upload and stores nothing', async () => {
     const { p, s3, proxy } = ctx;
+    // Below the default threshold these would go up in one PUT: multipart is asked for, in a
+    // config file outside the synced tree.
+    const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ssync-cfg-')), 'config.json');
+    fs.writeFileSync(config, JSON.stringify({ multipartThreshold: 8 * 1024 * 1024 }));
+    const args = ['--config', config];
     const big = crypto.randomBytes(12 * 1024 * 1024);
     const big2 = crypto.randomBytes(10 * 1024 * 1024);
     p.write('media/big.bin', big);
@@ -203,14 +209,15 @@ describe('multipart uploads', () => {
       { ops: ['UploadPart'], key: 'media/big.bin', faults: ['error500', 'reset', 'reset-mid'], times: 2 },
       { ops: ['UploadPart'], key: 'media/big2.bin', faults: ['error500'] },
     ]);
-    const r = await sync(ctx);
+    const r = await sync(ctx, { args });
     assert.equal(r.code, 1, r.stderr);
     assert.deepEqual(fileEvents(r, 'failed').map((e) => e['path']), ['media/big2.bin']);
     assert.equal(md5(await s3.getBuffer('media/big.bin')), md5(big));
     assert.ok(!(await s3.listAll()).some((o) => o.key === 'media/big2.bin'), 'no object from a failed multipart upload');
     assert.ok(proxy.log.some((e) => e.op === 'AbortMultipartUpload' && e.key === 'media/big2.bin'), 'the upload was aborted');
     proxy.set([]);
-    assert.equal((await sync(ctx)).code, 0);
+    assert.equal((await sync(ctx, { args })).code, 0);
     await assertConverged(ctx);
+    fs.rmSync(path.dirname(config), { recursive: true });
   });
 });

@@ -14,6 +14,9 @@
 //                tag opener from the middle on, so the document no longer parses)
 //   corrupt-request  the request body reaches the server with one byte flipped (a PUT or a part
 //                damaged on the way; servers that skip the Content-MD5 check store it)
+//   reset-request  a TCP reset once about half the request body has come in, while the client is
+//                still sending it; the server never sees the request. Decided before the body is
+//                read, so a rule with it holds no other fault.
 //   key-error    DeleteObjects only: the matching keys are not deleted and come back as per-key
 //                <Error> entries (AccessDenied), the others are deleted as asked
 //   echo         500 whose message carries the `echo` text (a server that leaks what it got)
@@ -50,6 +53,7 @@ export type Fault =
   | 'truncate'
   | 'corrupt'
   | 'corrupt-request'
+  | 'reset-request'
   | 'key-error'
   | 'echo'
   | 'inject-keys';
@@ -176,7 +180,7 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
   function decide(op: Op, key: string, q: URLSearchParams, n: number, only?: Fault): { rule: FaultRule; fault: Fault } | undefined {
     for (const [i, rule] of proxy.rules.entries()) {
       if (rule.ops && !rule.ops.includes(op)) continue;
-      if (only ? !rule.faults.includes(only) : rule.faults.every((f) => f === 'key-error')) continue;
+      if (only ? !rule.faults.includes(only) : rule.faults.every((f) => f === 'key-error' || f === 'reset-request')) continue;
       if (!keyMatches(rule, key) || (rule.query && !rule.query(q))) continue;
       const firedKey = `${i}\0${op}\0${key}`;
       if (rule.times !== undefined && (fired.get(firedKey) ?? 0) >= rule.times) continue;
@@ -266,9 +270,6 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
     const url = new URL(req.url ?? '/', 'http://proxy');
     const { op, key } = classify(req.method ?? 'GET', url);
     const countKey = `${op}\0${key}`;
@@ -276,6 +277,24 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     counts.set(countKey, n);
     const entry: Served = { seq: ++seq, op, key };
     proxy.log.push(entry);
+    if (decide(op, key, url.searchParams, n, 'reset-request')) {
+      entry.fault = 'reset-request';
+      const half = Number(req.headers['content-length'] ?? 0) / 2;
+      await new Promise<void>((resolve) => {
+        let got = 0;
+        req.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got >= half) resolve();
+        });
+        req.on('end', resolve);
+        req.on('error', () => resolve());
+      });
+      req.socket.resetAndDestroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
     const head = req.method === 'HEAD';
 
     if (op === 'DeleteObjects') {

@@ -3,7 +3,8 @@
 // Default: fauxqs in this process, on 127.0.0.1 and a random port, with a fresh random bucket.
 // Real multipart `-N` ETags, keeps x-amz-meta-*, stores keys verbatim; no authentication (any
 // key is accepted), `HeadObject` with PartNumber returns no PartsCount, no If-None-Match on PUT,
-// 11 MiB request-body limit (bigger files must go multipart).
+// request bodies up to 256 MiB (fauxqs' own limit, 11 MiB, is raised above the default multipart
+// threshold).
 //
 // Real endpoint instead (e.g. an R2 bucket kept for tests): set all four of
 //   STORAGE_SYNC_TEST_S3_ENDPOINT, STORAGE_SYNC_TEST_S3_BUCKET,
@@ -25,9 +26,11 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { startFauxqs } from 'fauxqs';
+import { buildApp } from 'fauxqs';
 import { createS3Client } from '../../src/remote/client.js';
 import type { StoreConfig } from '../../src/remote/s3-store.js';
+
+const BODY_LIMIT = 256 * 1024 * 1024;
 
 export interface TestS3 {
   endpoint: string;
@@ -82,12 +85,17 @@ export async function startS3Server(): Promise<TestS3> {
       async () => {},
     );
   }
-  const server = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  const app = buildApp({ logger: false, host: '127.0.0.1' });
+  // fauxqs' S3 body parser has Fastify's 11 MiB limit; S3 and R2 take single PUTs up to 5 GiB,
+  // and files below the default multipart threshold (200 MiB) go up in one. The same parser with
+  // a limit above that replaces it (as in bench/s3-server.ts).
+  app.removeContentTypeParser('*');
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const bucket = `test-${randomBytes(6).toString('hex')}`;
-  server.createBucket(bucket);
-  return connect(server.address, bucket, 'test-key', `test-secret-${randomBytes(12).toString('hex')}`, true, () =>
-    server.stop(),
-  );
+  const created = await fetch(`${address}/${bucket}`, { method: 'PUT' });
+  if (!created.ok) throw new Error(`test S3 server: creating bucket ${bucket}: HTTP ${created.status}`);
+  return connect(address, bucket, 'test-key', `test-secret-${randomBytes(12).toString('hex')}`, true, () => app.close());
 }
 
 function connect(
