@@ -76,6 +76,9 @@ export function parseListPage(body: string): ListPage | undefined {
   const root = x.indexOf('<ListBucketResult');
   const rootEnd = x.lastIndexOf('</ListBucketResult>');
   if (root < 0 || rootEnd < root) return undefined;
+  // Only the XML declaration may come first: the SDK refuses a byte-order mark or text there, and
+  // takes an element there for the whole result.
+  if (root > 0 && !/^[ \t\n]*(?:<\?xml[^<>]*\?>[ \t\n]*)?$/.test(x.slice(0, root))) return undefined;
   // Markup the reader below does not handle: CDATA, comments, instructions inside the root,
   // attributes on the elements it reads.
   if (x.includes('<![CDATA[', root) || x.includes('<!--', root) || x.includes('<?', root) || x.includes('<Contents ', root)) return undefined;
@@ -103,8 +106,9 @@ export function parseListPage(body: string): ListPage | undefined {
     pos = end + '</Contents>'.length;
   }
   outside += x.slice(pos, rootEnd);
-  // Every <Contents> opened was read, and the top-level fields are read outside them only.
-  if (blocks !== objects.length || outside.includes('</Contents>')) return undefined;
+  // Every <Contents> opened was read, and the top-level fields are read outside them only. One
+  // spelled otherwise (`<Contents/>`, a tab before the `>`) is an object to the SDK: never dropped.
+  if (blocks !== objects.length || outside.includes('</Contents>') || outside.includes('<Contents')) return undefined;
   const truncated = field(outside, 'IsTruncated', 0, outside.length);
   if (truncated === undefined || (text(truncated) !== 'true' && text(truncated) !== 'false')) return undefined;
   const token = field(outside, 'NextContinuationToken', 0, outside.length);

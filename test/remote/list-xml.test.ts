@@ -119,6 +119,39 @@ describe('the listing XML reader reads what the SDK reads', () => {
     // An S3 error with status 200 is not a page either.
     assert.equal(parseListPage('<Error><Code>InternalError</Code></Error>'), undefined);
   });
+
+  it('declines a page whose shape it does not read as the SDK does: a self-closing Contents, anything before the root', async () => {
+    const base = '<LastModified>2026-01-02T03:04:05.000Z</LastModified><ETag>"e"</ETag><Size>3</Size>';
+    const page = `<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a</Key>${base}</Contents></ListBucketResult>`;
+    const sdkList = async () => {
+      const p = await client.send(new ListObjectsV2Command({ Bucket: 'b' }));
+      return (p.Contents ?? []).map((o) => ({ key: o.Key ?? '', etag: normalizeEtag(o.ETag ?? ''), size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0 }));
+    };
+    // The SDK reads <Contents/> as one more object (a blank key, which the sync reports as invalid):
+    // the reader must not drop it silently, whatever its spelling.
+    for (const empty of ['<Contents/>', '<Contents\t/>', '<Contents\n/>']) {
+      body = page.replace('<Contents>', `${empty}<Contents>`);
+      assert.equal(parseListPage(body), undefined, body);
+      const want = await sdkList();
+      assert.equal(want.length, 2);
+      assert.deepEqual(await store.listAll(''), want);
+    }
+    // The SDK refuses a page with a byte-order mark or text before the root, and reads another
+    // root element as the result: the reader must not read such a page its own way.
+    for (const before of ['\ufeff', 'x', '<?xml version="1.0"?>\ufeff']) {
+      body = before + page;
+      assert.equal(parseListPage(body), undefined, JSON.stringify(before));
+      await assert.rejects(sdkList());
+      await assert.rejects(store.listAll(''));
+    }
+    for (const xml of [`<Other/>${page}`, `<Wrapper>${page}</Wrapper>`]) {
+      body = xml;
+      assert.equal(parseListPage(body), undefined, body);
+      assert.deepEqual(await store.listAll(''), await sdkList());
+    }
+    // The prolog real servers send is still read by the reader.
+    assert.equal(parseListPage(`<?xml version="1.0" encoding="UTF-8"?>\n${page}`)?.objects.length, 1);
+  });
 });
 
 describe('listing fauxqs goes through the reader and agrees with the SDK', () => {
