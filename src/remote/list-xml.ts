@@ -53,6 +53,37 @@ function field(x: string, name: string, from: number, to: number): string | unde
   return raw.includes('<') ? undefined : raw;
 }
 
+/**
+ * Whether the tags in x[from, to) nest, as the SDK's parser requires (it refuses a page whose
+ * closing tag does not match, and its result ends where the root closes), with the fields read at
+ * the depth the SDK reads them. The fields are found by searching for them, which alone would read
+ * a page broken elsewhere (a byte flipped in a tag name, a page cut and joined) that the SDK
+ * refuses or reads otherwise. ~0.5 ms for 1,000 keys, against ~3 ms for the rest.
+ */
+function wellFormed(x: string, from: number, to: number): boolean {
+  const open: string[] = [];
+  const TAG = /<(\/?)([^ \t\n>/]*)([^>]*)>/g;
+  TAG.lastIndex = from;
+  for (let m = TAG.exec(x); m && m.index < to; m = TAG.exec(x)) {
+    const [whole, close, name, rest] = m as unknown as [string, string, string, string];
+    if (name === '') return false;
+    if (close) {
+      if (rest.trim() !== '' || open.pop() !== name) return false;
+      // The root closed: nothing but its end may follow.
+      if (open.length === 0) return m.index + whole.length === to;
+      continue;
+    }
+    // Each field read is where the SDK reads it: in the root, or in a <Contents> in the root.
+    const depth = READ_AT.get(name);
+    if (depth !== undefined && (open.length !== depth || (depth === 2 && open[1] !== 'Contents'))) return false;
+    if (!rest.endsWith('/')) open.push(name);
+  }
+  return false;
+}
+const READ_AT = new Map(Object.entries({
+  ListBucketResult: 0, Contents: 1, IsTruncated: 1, NextContinuationToken: 1, KeyCount: 1, Key: 2, LastModified: 2, ETag: 2, Size: 2,
+}));
+
 const RFC3339 = /^(\d{4})-(\d\d)-(\d\d)[tT](\d\d):(\d\d):(\d\d)(?:\.(\d+))?[zZ]$/;
 
 /**
@@ -82,6 +113,7 @@ export function parseListPage(body: string): ListPage | undefined {
   // Markup the reader below does not handle: CDATA, comments, instructions inside the root,
   // attributes on the elements it reads.
   if (x.includes('<![CDATA[', root) || x.includes('<!--', root) || x.includes('<?', root) || x.includes('<Contents ', root)) return undefined;
+  if (!wellFormed(x, root, rootEnd + '</ListBucketResult>'.length)) return undefined;
 
   const objects: ListedObject[] = [];
   let blocks = 0;

@@ -120,7 +120,7 @@ describe('the listing XML reader reads what the SDK reads', () => {
     assert.equal(parseListPage('<Error><Code>InternalError</Code></Error>'), undefined);
   });
 
-  it('declines a page whose shape it does not read as the SDK does: a self-closing Contents, anything before the root', async () => {
+  it('declines a page whose shape it does not read as the SDK does: a self-closing Contents, anything before the root, unbalanced tags', async () => {
     const base = '<LastModified>2026-01-02T03:04:05.000Z</LastModified><ETag>"e"</ETag><Size>3</Size>';
     const page = `<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a</Key>${base}</Contents></ListBucketResult>`;
     const sdkList = async () => {
@@ -148,6 +148,23 @@ describe('the listing XML reader reads what the SDK reads', () => {
       body = xml;
       assert.equal(parseListPage(body), undefined, body);
       assert.deepEqual(await store.listAll(''), await sdkList());
+    }
+    // Tags that do not nest (a byte flipped in a tag name, a page cut and joined): the SDK refuses
+    // the page or reads it otherwise, even where the reader's fields look intact.
+    const good = `<Contents><Key>k</Key>${base}</Contents>`;
+    for (const xml of [
+      `<ListBucketResult><KeyCount><IsTruncated>false</IsTruncated></LastModified>${good}</ListBucketResult>`,
+      `<ListBucketResult><IsTruncated>false</IsTruncated>${good.replace('<Size>', '<Owner><ID>x</Idd></Owner><Size>')}</ListBucketResult>`,
+      `<ListBucketResult><IsTruncated>${good}false</IsTruncated></ListBucketResult>`,
+      `<ListBucketResult><IsTruncated>false</IsTruncated><Name>${good}</Name></ListBucketResult>`,
+      `<ListBucketResult><IsTruncated>false</IsTruncated>${good}</ListBucketResult><ListBucketResult>${good}</ListBucketResult>`,
+      `<ListBucketResult><IsTruncated>false</IsTruncated>${good}<Name>b</Nam></ListBucketResult>`,
+    ]) {
+      body = xml;
+      assert.equal(parseListPage(body), undefined, body);
+      const sdk = await sdkList().then((v) => ({ v }), (e: unknown) => ({ e }));
+      if ('v' in sdk) assert.deepEqual(await store.listAll(''), sdk.v, body);
+      else await assert.rejects(store.listAll(''), body);
     }
     // The prolog real servers send is still read by the reader.
     assert.equal(parseListPage(`<?xml version="1.0" encoding="UTF-8"?>\n${page}`)?.objects.length, 1);
