@@ -74,6 +74,9 @@ export function overridesFrom(a: Record<string, unknown>, command: string): Over
   return o;
 }
 
+const SYNC_COMMANDS = new Set(['sync', 'plan', 'apply', 'update-storage', 'sync-storage']);
+const KNOWN_COMMANDS = new Set([...SYNC_COMMANDS, 'status', 'manifest', 'creds', ...REPL_COMMANDS]);
+
 export async function main(argv: string[], io: CliIO): Promise<number> {
   let redact = (s: string): string => s;
   let json = argv.includes('--json');
@@ -87,7 +90,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     const a = parsed.args;
     json = a['json'] === true;
     debug = a['log-level'] === 'debug';
-    const command = parsed.command!;
+    const command = parsed.command ?? '';
+    // Nothing but a known command may reach a sync: a word yargs lets through (`help` was one)
+    // must never fall through to a two-way sync.
+    if (!KNOWN_COMMANDS.has(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
     const settings = resolveSettings(overridesFrom(a, command), io.cwd);
     if (command === 'status') return await (await import('./status.js')).statusCommand(settings, io, json);
     const action = a['action'] as string;

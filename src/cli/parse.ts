@@ -180,6 +180,8 @@ function build(yargs: (argv: string[]) => Argv, argv: string[]): Argv {
 }
 
 export async function parseArgs(argv: string[]): Promise<Parsed> {
+  // `storage-sync help [command]` reads as the user means it: that command's --help.
+  if (argv[0] === 'help') return yargsParse([...argv.slice(1), '--help']);
   return fastParse(argv) ?? yargsParse(argv);
 }
 

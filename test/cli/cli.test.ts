@@ -25,6 +25,21 @@ describe('help and usage errors', () => {
     assert.match(v.stdout.trim(), /^\d+\.\d+\.\d+$/);
   });
 
+  test('`help` and `help COMMAND` print help and touch nothing, even with credentials set', async () => {
+    await s3.reset();
+    const p = project({ 'media/a.txt': 'a' });
+    const before = p.files();
+    const r = await spawnCli(['help'], { cwd: p.root, env: s3.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /storage-sync <command> \[options\]/);
+    const sync = await spawnCli(['help', 'sync'], { cwd: p.root, env: s3.env });
+    assert.equal(sync.code, 0, sync.stderr);
+    assert.match(sync.stdout, /plan and apply in one go/);
+    assert.match(sync.stdout, /--dry-run/);
+    assert.deepEqual(await s3.listAll(), [], 'no sync ran: nothing uploaded');
+    assert.deepEqual(p.files(), before, 'no manifest, no log');
+  });
+
   test('unknown flags, bad values and bad config are one line, exit 2', async () => {
     const p = project();
     const cases: [string[], RegExp][] = [
