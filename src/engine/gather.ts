@@ -1,9 +1,9 @@
 // Everything known before planning: L from a stat walk, R from the listing, B from the manifest,
 // and content hashes for exactly the files whose stat no longer matches B.
 import path from 'node:path';
-import type { LocalFile, Mapping, PathState, RemoteObject } from '../core/types.js';
+import type { BaseEntry, LocalFile, Mapping, PathState } from '../core/types.js';
 import { InvalidPathError, oneLine } from '../core/errors.js';
-import { carryHashes, isMultipartEtag, needsHash, remoteMd5 } from '../core/compare.js';
+import { carryHashes, isMultipartEtag, isRacy, needsHash, remoteChange, remoteMd5, statEqual } from '../core/compare.js';
 import { isFolderMarker, joinKey, joinLocal, keyToRelPath } from '../core/paths.js';
 import { scanMapping } from '../local/scan.js';
 import { makeFilter } from '../local/filter.js';
@@ -21,6 +21,11 @@ export interface Gathered {
   /** Keys or files that cannot be synced this run (invalid names, unreadable files): failed items. */
   problems: { key: string; path?: string; error: string }[];
   tracked: number[];
+  /**
+   * Per mapping: paths left out of `states` because L and R both still match B (GatherDeps
+   * `dropUnchanged`); each is planned `nothing`.
+   */
+  unchanged: number[];
   localCount: number[];
   remoteCount: number[];
   hashed: number;
@@ -39,6 +44,11 @@ export interface GatherDeps {
   useBase: boolean;
   /** False: stat and listing only (manifest verify hashes on its own terms). Default true. */
   hash?: boolean;
+  /**
+   * True: paths unchanged on both sides get no state, only a count (see joinMapping). For runs
+   * that need only what to do; views that list every path (the REPL, verify) leave it off.
+   */
+  dropUnchanged?: boolean;
 }
 
 function listMapping(d: GatherDeps, prefix: string, hints: string[]): Promise<ListedObject[]> {
@@ -92,39 +102,42 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   }
 
   const t1 = Date.now();
-  const remotes = await Promise.all(listed);
-  events.emit({ event: 'scan', phase: 'remote', files: remotes.reduce((n, r) => n + r.length, 0), durationMs: Date.now() - t1 });
+  const remotes: (ListedObject[] | undefined)[] = await Promise.all(listed);
+  events.emit({ event: 'scan', phase: 'remote', files: remotes.reduce((n, r) => n + r!.length, 0), durationMs: Date.now() - t1 });
 
-  const out: Gathered = { states: [], problems: [], tracked: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
+  const out: Gathered = { states: [], problems: [], tracked: [], unchanged: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
   settings.mappings.forEach((m, i) => {
     out.temps.push(...scans[i]!.temps.map((rel) => joinLocal(m.local, rel)));
-    joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out);
+    joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out, d.dropUnchanged === true);
+    // Joined: the listing need not sit through the hashing (the walk's map is emptied by the join).
+    remotes[i] = undefined;
     dropUnknown(out, m, [...scans[i]!.errors.map((e) => e.rel), ...scans[i]!.symlinks]);
   });
   if (d.hash !== false) await hashWhatChanged(d, out);
   return out;
 }
 
-function joinMapping(
+/**
+ * Joins one mapping's walk, listing and base into path states, in the order the listing, the walk
+ * and the base name them. With `dropUnchanged`, a path whose local stat and remote ETag both still
+ * match its base (exactly what decide() plans as `nothing`, and what needs no hash and no HEAD)
+ * gets no state at all, only a count in `out.unchanged`: on an unchanged tree that was the
+ * biggest share of a run's memory (a state, a base copy and a plan item a path). The walk's map
+ * is consumed: its entries are deleted as they are joined.
+ */
+export function joinMapping(
   m: Mapping,
   index: number,
   local: Map<string, LocalFile>,
-  remote: ListedObject[],
-  manifest: Manifest | undefined,
+  remote: readonly ListedObject[],
+  manifest: Pick<Manifest, 'under'> | undefined,
   filter: (rel: string) => boolean,
   out: Gathered,
+  dropUnchanged = false,
 ): void {
-  const byRel = new Map<string, PathState>();
-  const state = (rel: string): PathState => {
-    let s = byRel.get(rel);
-    if (!s) {
-      s = { path: joinLocal(m.local, rel), key: joinKey(m.remote, rel), mapping: index };
-      byRel.set(rel, s);
-    }
-    return s;
-  };
+  out.localCount[index] = local.size;
   let remoteCount = 0;
-  const refused = new Set<string>();
+  const remoteByRel = new Map<string, ListedObject>();
   for (const o of remote) {
     if (isFolderMarker(o.key, o.size)) continue;
     let rel: string;
@@ -138,19 +151,26 @@ function joinMapping(
     }
     if (!filter(rel)) continue;
     remoteCount++;
-    const r: RemoteObject = { etag: o.etag, size: o.size, lastModified: o.lastModified };
-    state(rel).remote = r;
+    remoteByRel.set(rel, o);
   }
-  for (const [rel, l] of local) {
+  out.remoteCount[index] = remoteCount;
+  // A path whose local name cannot be synced gets no decision at all: its remote object and base
+  // would otherwise read it as locally deleted.
+  const refused = new Set<string>();
+  for (const rel of local.keys()) {
     const problem = localNameProblem(rel, joinKey(m.remote, rel));
-    if (problem) {
-      out.problems.push({ key: joinKey(m.remote, rel), path: joinLocal(m.local, rel), error: `invalid path: local name ${JSON.stringify(rel)} ${problem}` });
-      refused.add(rel);
-      continue;
-    }
-    state(rel).local = l;
+    if (!problem) continue;
+    out.problems.push({ key: joinKey(m.remote, rel), path: joinLocal(m.local, rel), error: `invalid path: local name ${JSON.stringify(rel)} ${problem}` });
+    refused.add(rel);
   }
+  for (const rel of refused) {
+    local.delete(rel);
+    remoteByRel.delete(rel);
+  }
+
   let tracked = 0;
+  let unchanged = 0;
+  const bases = new Map<string, BaseEntry>();
   const prefixLen = m.local.length + 1;
   for (const [p, entry] of manifest?.under(m.local) ?? []) {
     const rel = p.slice(prefixLen);
@@ -158,15 +178,60 @@ function joinMapping(
     // read the object as deleted.
     if (entry.key !== joinKey(m.remote, rel) || !filter(rel)) continue;
     tracked++;
-    state(rel).base = stripKey(entry);
+    if (refused.has(rel)) continue;
+    if (dropUnchanged) {
+      const l = local.get(rel);
+      const r = remoteByRel.get(rel);
+      if (l !== undefined && r !== undefined && bothUnchanged(l, r, entry)) {
+        unchanged++;
+        local.delete(rel);
+        remoteByRel.delete(rel);
+        continue;
+      }
+    }
+    bases.set(rel, stripKey(entry));
   }
-  // A path whose local name cannot be synced gets no decision at all: its remote object and base
-  // would otherwise read it as locally deleted.
-  for (const rel of refused) byRel.delete(rel);
   out.tracked[index] = tracked;
-  out.localCount[index] = local.size;
-  out.remoteCount[index] = remoteCount;
-  for (const s of byRel.values()) out.states.push(s);
+  out.unchanged[index] = unchanged;
+
+  const state = (rel: string): PathState => ({ path: joinLocal(m.local, rel), key: joinKey(m.remote, rel), mapping: index });
+  for (const [rel, o] of remoteByRel) {
+    const s = state(rel);
+    s.remote = { etag: o.etag, size: o.size, lastModified: o.lastModified };
+    const l = local.get(rel);
+    if (l !== undefined) {
+      s.local = l;
+      local.delete(rel);
+    }
+    const b = bases.get(rel);
+    if (b !== undefined) {
+      s.base = b;
+      bases.delete(rel);
+    }
+    out.states.push(s);
+  }
+  remoteByRel.clear();
+  for (const [rel, l] of local) {
+    const s = state(rel);
+    s.local = l;
+    const b = bases.get(rel);
+    if (b !== undefined) {
+      s.base = b;
+      bases.delete(rel);
+    }
+    out.states.push(s);
+  }
+  local.clear();
+  for (const [rel, b] of bases) {
+    const s = state(rel);
+    s.base = b;
+    out.states.push(s);
+  }
+}
+
+/** decide()'s `unchanged/unchanged` row: the stat says L is B's file, the ETag that R is B's object. */
+function bothUnchanged(l: LocalFile, r: ListedObject, b: StoredEntry): boolean {
+  return statEqual(l, b) && !isRacy(l, b) && remoteChange(r, b) === 'unchanged';
 }
 
 /**
@@ -193,7 +258,7 @@ function dropUnknown(g: Gathered, m: Mapping, unreadable: string[]): void {
  * Own copies of the strings kept (one for the MD5 that the ETag usually repeats) let it go:
  * ~35 MB less at 100k paths, for ~1 µs a path.
  */
-function stripKey(e: StoredEntry): PathState['base'] {
+function stripKey(e: StoredEntry): BaseEntry {
   const { local: l, remote: r } = e;
   const md5 = own(l.md5);
   const same = (s: string): string => (s === l.md5 ? md5 : own(s));
