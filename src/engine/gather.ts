@@ -15,6 +15,7 @@ import type { Manifest, StoredEntry } from '../manifest/manifest.js';
 import type { EventStream } from './events.js';
 import type { Settings } from './settings.js';
 import { mapLimit } from './limit.js';
+import { CAP_FROM, capHeapGrowth } from './heap-growth.js';
 
 export interface Gathered {
   states: PathState[];
@@ -280,47 +281,62 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
   const t0 = Date.now();
   await fetchMultipartMd5s(d, g);
   const tasks: HashTask[] = [];
-  const byAbs = new Map<string, PathState>();
+  // stateOf[i] is the state of tasks[i]: results come back with their task's index.
+  const stateOf: PathState[] = [];
   for (const s of g.states) {
     if (!s.local) continue;
     if (s.base && !needsHash(s.local, s.base)) {
       s.local = carryHashes(s.local, s.base);
       continue;
     }
-    const abs = path.join(d.settings.root, s.path);
-    const task: HashTask = { abs, size: s.local.size };
+    const task: HashTask = { abs: path.join(d.settings.root, s.path), size: s.local.size };
     if (s.base && s.base.local.size === s.local.size) task.expectXxh64 = s.base.local.xxh64;
     if (s.remote && isMultipartEtag(s.remote.etag) && remoteMd5(s.remote, s.base) === undefined && s.remote.size === s.local.size) {
       task.multipartPartSize = s.remote.partSize ?? partSizeFor(s.local.size, d.settings.partSize);
     }
     tasks.push(task);
-    byAbs.set(abs, s);
+    stateOf.push(s);
   }
   if (tasks.length === 0) return;
-  const results = await d.hasher.hashMany(tasks, undefined, d.signal);
-  // Nothing hashes after this in a run: the workers' heaps need not sit through the transfers.
-  await d.hasher.close();
-  const unreadable = new Set<PathState>();
-  for (const r of results) {
-    const s = byAbs.get(r.abs)!;
+  // Many files to hash: most likely a first run, whose transfers follow (the executor lifts the cap).
+  if (tasks.length >= CAP_FROM) capHeapGrowth();
+  const unreadable = new Map<number, string>();
+  // Each result is applied as its batch arrives and then dropped: none of them is kept.
+  await d.hasher.hashEach(tasks, (r, i) => {
+    const s = stateOf[i]!;
     g.hashed++;
     if (r.error) {
-      g.problems.push({ key: s.key, path: s.path, error: `cannot read ${s.path}: ${r.error}` });
-      unreadable.add(s);
-      continue;
+      unreadable.set(i, r.error);
+      return;
+    }
+    const was = s.local!;
+    // One literal with every field in the usual case: fields added one by one afterwards put
+    // each record's extra fields in a second object (V8's out-of-object properties).
+    if (r.xxh64 !== undefined && r.md5 !== undefined && r.multipartEtag === undefined) {
+      s.local = { size: was.size, mtimeNs: was.mtimeNs, ino: was.ino, xxh64: r.xxh64, md5: r.md5 };
+      return;
     }
     // Not `...s.local`: in this loop V8 gives every spread copy a hidden class of its own.
-    const was = s.local!;
     const l: LocalFile = { size: was.size, mtimeNs: was.mtimeNs, ino: was.ino };
     if (r.xxh64 !== undefined) l.xxh64 = r.xxh64;
     if (r.md5 !== undefined) l.md5 = r.md5;
     else if (s.base && r.xxh64 === s.base.local.xxh64) l.md5 = s.base.local.md5;
     if (r.multipartEtag !== undefined) l.multipartEtag = r.multipartEtag;
     s.local = l;
+  }, d.signal);
+  // Nothing hashes after this in a run: the workers' heaps need not sit through the transfers.
+  await d.hasher.close();
+  const results = tasks.length;
+  tasks.length = 0;
+  // Problems in the order of the tasks, whatever order the batches finished in.
+  for (const i of [...unreadable.keys()].sort((a, b) => a - b)) {
+    const s = stateOf[i]!;
+    g.problems.push({ key: s.key, path: s.path, error: `cannot read ${s.path}: ${unreadable.get(i)!}` });
   }
+  const dropped = new Set([...unreadable.keys()].map((i) => stateOf[i]!));
   // Without readable content nothing may be decided for a path: it leaves the plan.
-  if (unreadable.size > 0) g.states = g.states.filter((s) => !unreadable.has(s));
-  d.events.emit({ event: 'scan', phase: 'hash', files: results.length, durationMs: Date.now() - t0 });
+  if (dropped.size > 0) g.states = g.states.filter((s) => !dropped.has(s));
+  d.events.emit({ event: 'scan', phase: 'hash', files: results, durationMs: Date.now() - t0 });
 }
 
 /**

@@ -58,14 +58,26 @@ export class Hasher {
   /** Results come back in the order of `tasks`; `onResult` sees them as they finish. */
   async hashMany(
     tasks: HashTask[],
-    onResult?: (r: HashResult) => void,
+    onResult?: (r: HashResult, index: number) => void,
     signal?: AbortSignal,
   ): Promise<HashResult[]> {
+    const results = new Array<HashResult>(tasks.length);
+    await this.hashEach(tasks, (r, i) => {
+      results[i] = r;
+      onResult?.(r, i);
+    }, signal);
+    return tasks.length === 0 ? [] : results;
+  }
+
+  /**
+   * Each result to `onResult` (with its task's index) as its batch finishes, in no set order, and
+   * kept nowhere else: a run that hashes 100k files need not hold 100k results at once.
+   */
+  async hashEach(tasks: readonly HashTask[], onResult: (r: HashResult, index: number) => void, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     const batches = makeBatches(tasks);
-    if (batches.length === 0) return [];
+    if (batches.length === 0) return;
     const pool = this.getPool();
-    const results = new Array<HashResult>(tasks.length);
     let next = 0;
     // The signal is not handed to Piscina: it terminates the worker of an aborted task even when
     // that worker runs another task too (piscina#934, with concurrentTasksPerWorker), and the
@@ -76,10 +88,7 @@ export class Hasher {
         const batch = batches[next++]!;
         const out = await pool.run(batch.map((i) => tasks[i]!));
         if (signal?.aborted) return;
-        out.forEach((r, j) => {
-          results[batch[j]!] = r;
-          onResult?.(r);
-        });
+        out.forEach((r, j) => onResult(r, batch[j]!));
       }
     };
     const inFlight = Math.min(batches.length, this.threads * 2);
@@ -96,9 +105,7 @@ export class Hasher {
       if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
     signal?.throwIfAborted();
-    return results;
   }
-
 
   /**
    * Starts the workers ahead of the first hashMany, when the caller knows hashing will follow:
