@@ -15,7 +15,7 @@ import type { Manifest, StoredEntry } from '../manifest/manifest.js';
 import type { EventStream } from './events.js';
 import type { Settings } from './settings.js';
 import { mapLimit } from './limit.js';
-import { CAP_FROM, capHeapGrowth } from './heap-growth.js';
+import { CAP_FROM, capHeapGrowth, restoreHeapGrowth } from './heap-growth.js';
 
 export interface Gathered {
   states: PathState[];
@@ -52,9 +52,10 @@ export interface GatherDeps {
   dropUnchanged?: boolean;
 }
 
-function listMapping(d: GatherDeps, prefix: string, hints: string[]): Promise<ListedObject[]> {
+function listMapping(d: GatherDeps, prefix: string, hints: string[], keep: ((o: ListedObject) => boolean) | undefined): Promise<ListedObject[]> {
   const onNote = (message: string): void => d.events.emit({ event: 'note', internal: true, message });
-  const p = d.store.listAll(prefix, { signal: d.signal, hints, chains: Math.max(2, Math.min(d.settings.concurrency, LIST_CHAINS)), onNote });
+  const chains = Math.max(2, Math.min(d.settings.concurrency, LIST_CHAINS));
+  const p = d.store.listAll(prefix, keep ? { signal: d.signal, hints, chains, onNote, keep } : { signal: d.signal, hints, chains, onNote });
   p.catch(() => undefined);
   return p;
 }
@@ -82,17 +83,28 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   // from last run's keys; without enough of them (a first run) the walk goes first and the local
   // paths say where to split.
   const known: number[] = [];
+  // Unchanged paths are counted as their page arrives, instead of each listed object being kept.
+  const shortcuts = settings.mappings.map((m) => (d.dropUnchanged && d.useBase ? new Shortcut(m, manifest) : undefined));
+  const keep = (i: number): ((o: ListedObject) => boolean) | undefined => {
+    const sc = shortcuts[i];
+    return sc && ((o) => sc.keep(o));
+  };
   const listings: (Promise<ListedObject[]> | undefined)[] = settings.mappings.map((m, i) => {
     const hints = d.useBase ? baseKeys(manifest, m) : [];
     known[i] = hints.length;
-    return hints.length >= PARALLEL_LIST_MIN ? listMapping(d, m.remote, hints) : undefined;
+    return hints.length >= PARALLEL_LIST_MIN ? listMapping(d, m.remote, hints, keep(i)) : undefined;
   });
+  // A large listing is mostly the SDK's garbage (every page parsed into objects and dropped).
+  const bigListing = known.reduce((n, k) => n + k, 0) >= CAP_FROM;
+  if (bigListing) capHeapGrowth();
 
   const scans = settings.mappings.map((m) => scanMapping(settings.root, m.local, filter));
+  // The listing's pages are handled only after this synchronous walk: the map is there for them.
+  scans.forEach((sc, i) => shortcuts[i]?.walked(sc.files));
   // Local files without any base will all be hashed: the workers start while the listing runs.
   if (scans.some((sc, i) => sc.files.size > 0 && known[i] === 0)) d.hasher.warm();
   const listed = settings.mappings.map(
-    (m, i) => listings[i] ?? listMapping(d, m.remote, [...scans[i]!.files.keys()].map((rel) => joinKey(m.remote, rel))),
+    (m, i) => listings[i] ?? listMapping(d, m.remote, [...scans[i]!.files.keys()].map((rel) => joinKey(m.remote, rel)), keep(i)),
   );
   const localFiles = scans.reduce((n, s) => n + s.files.size, 0);
   events.emit({ event: 'scan', phase: 'local', files: localFiles, durationMs: Date.now() - t0 });
@@ -104,17 +116,20 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
 
   const t1 = Date.now();
   const remotes: (ListedObject[] | undefined)[] = await Promise.all(listed);
-  events.emit({ event: 'scan', phase: 'remote', files: remotes.reduce((n, r) => n + r!.length, 0), durationMs: Date.now() - t1 });
+  const listedCount = remotes.reduce((n, r, i) => n + r!.length + (shortcuts[i]?.unchanged ?? 0), 0);
+  events.emit({ event: 'scan', phase: 'remote', files: listedCount, durationMs: Date.now() - t1 });
 
   const out: Gathered = { states: [], problems: [], tracked: [], unchanged: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
   settings.mappings.forEach((m, i) => {
     out.temps.push(...scans[i]!.temps.map((rel) => joinLocal(m.local, rel)));
-    joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out, d.dropUnchanged === true);
+    joinMapping(m, i, scans[i]!.files, remotes[i]!, d.useBase ? manifest : undefined, filter, out, d.dropUnchanged === true, shortcuts[i]);
     // Joined: the listing need not sit through the hashing (the walk's map is emptied by the join).
     remotes[i] = undefined;
     dropUnknown(out, m, [...scans[i]!.errors.map((e) => e.rel), ...scans[i]!.symlinks]);
   });
-  if (d.hash !== false) await hashWhatChanged(d, out);
+  const hashing = d.hash !== false && (await hashWhatChanged(d, out));
+  // Kept through the transfers that follow a large hash (the executor lifts it), not otherwise.
+  if (bigListing && !hashing) restoreHeapGrowth();
   return out;
 }
 
@@ -131,13 +146,16 @@ export function joinMapping(
   index: number,
   local: Map<string, LocalFile>,
   remote: readonly ListedObject[],
-  manifest: Pick<Manifest, 'under'> | undefined,
+  manifest: Pick<Manifest, 'under' | 'pathsUnder' | 'get'> | undefined,
   filter: (rel: string) => boolean,
   out: Gathered,
   dropUnchanged = false,
+  shortcut?: Shortcut,
 ): void {
   out.localCount[index] = local.size;
-  let remoteCount = 0;
+  // Objects the listing already counted as unchanged are valid, filtered keys like any other.
+  const counted = shortcut?.unchanged ?? 0;
+  let remoteCount = counted;
   const remoteByRel = new Map<string, ListedObject>();
   for (const o of remote) {
     if (isFolderMarker(o.key, o.size)) continue;
@@ -158,7 +176,8 @@ export function joinMapping(
   // A path whose local name cannot be synced gets no decision at all: its remote object and base
   // would otherwise read it as locally deleted.
   const refused = new Set<string>();
-  for (const rel of local.keys()) {
+  for (const [rel, l] of local) {
+    if (l === COUNTED) continue;
     const problem = localNameProblem(rel, joinKey(m.remote, rel));
     if (!problem) continue;
     out.problems.push({ key: joinKey(m.remote, rel), path: joinLocal(m.local, rel), error: `invalid path: local name ${JSON.stringify(rel)} ${problem}` });
@@ -170,11 +189,17 @@ export function joinMapping(
   }
 
   let tracked = 0;
-  let unchanged = 0;
+  let unchanged = counted;
   const bases = new Map<string, BaseEntry>();
   const prefixLen = m.local.length + 1;
-  for (const [p, entry] of manifest?.under(m.local) ?? []) {
+  for (const [p, entry] of baseEntries(manifest, m.local, counted > 0 ? local : undefined)) {
     const rel = p.slice(prefixLen);
+    // Counted from the listing: its base matched (key included), and it needs nothing more.
+    if (entry === COUNTED_BASE) {
+      tracked++;
+      local.delete(rel);
+      continue;
+    }
     // A base recorded under another prefix says nothing about this key: ignore it rather than
     // read the object as deleted.
     if (entry.key !== joinKey(m.remote, rel) || !filter(rel)) continue;
@@ -197,6 +222,8 @@ export function joinMapping(
 
   const state = (rel: string): PathState => ({ path: joinLocal(m.local, rel), key: joinKey(m.remote, rel), mapping: index });
   for (const [rel, o] of remoteByRel) {
+    // Listed twice (a duplicate key) after being counted: counted once.
+    if (local.get(rel) === COUNTED) continue;
     const s = state(rel);
     s.remote = { etag: o.etag, size: o.size, lastModified: o.lastModified };
     const l = local.get(rel);
@@ -213,6 +240,7 @@ export function joinMapping(
   }
   remoteByRel.clear();
   for (const [rel, l] of local) {
+    if (l === COUNTED) continue;
     const s = state(rel);
     s.local = l;
     const b = bases.get(rel);
@@ -227,6 +255,73 @@ export function joinMapping(
     const s = state(rel);
     s.base = b;
     out.states.push(s);
+  }
+}
+
+/** Stands in the walk's map for a file whose path was counted unchanged from the listing. */
+const COUNTED: LocalFile = Object.freeze({ size: -1, mtimeNs: '', ino: -1 });
+const COUNTED_BASE = Object.freeze({}) as StoredEntry;
+
+/**
+ * The base entries under a folder. With `local` holding COUNTED paths, their entries are not
+ * decoded again (the listing's check read them already): keys are walked and only the others
+ * are read.
+ */
+function* baseEntries(manifest: Pick<Manifest, 'under' | 'pathsUnder' | 'get'> | undefined, folder: string, local: Map<string, LocalFile> | undefined): Generator<[string, StoredEntry]> {
+  if (!manifest) return;
+  if (!local) {
+    yield* manifest.under(folder);
+    return;
+  }
+  const prefixLen = folder.length + 1;
+  for (const p of manifest.pathsUnder(folder)) {
+    if (local.get(p.slice(prefixLen)) === COUNTED) {
+      yield [p, COUNTED_BASE];
+      continue;
+    }
+    const entry = manifest.get(p);
+    if (entry !== undefined) yield [p, entry];
+  }
+}
+
+/**
+ * The unchanged shortcut applied to the listing as it arrives: an object whose walked file and
+ * base both match it (bothUnchanged, the base recorded under this very key) is counted and
+ * dropped, and its file marked COUNTED in the walk's map, instead of being kept to the join.
+ * What it cannot tell (no file walked yet, a name the join refuses) it leaves to the join.
+ */
+export class Shortcut {
+  unchanged = 0;
+  private local: Map<string, LocalFile> | undefined;
+
+  constructor(
+    private readonly m: Mapping,
+    private readonly manifest: Pick<Manifest, 'get'>,
+  ) {}
+
+  walked(local: Map<string, LocalFile>): void {
+    this.local = local;
+  }
+
+  keep(o: ListedObject): boolean {
+    const local = this.local;
+    if (local === undefined || !o.key.startsWith(this.m.remote)) return true;
+    const rel = o.key.slice(this.m.remote.length);
+    const l = local.get(rel);
+    if (l === undefined) return true;
+    // Listed again (a ranged listing fell back to a serial one): counted already.
+    if (l === COUNTED) return false;
+    if (localNameProblem(rel, o.key) !== undefined) return true;
+    try {
+      keyToRelPath(o.key, this.m.remote);
+    } catch {
+      return true;
+    }
+    const entry = this.manifest.get(joinLocal(this.m.local, rel));
+    if (entry === undefined || entry.key !== joinKey(this.m.remote, rel) || !bothUnchanged(l, o, entry)) return true;
+    local.set(rel, COUNTED);
+    this.unchanged++;
+    return false;
   }
 }
 
@@ -276,8 +371,8 @@ function own(s: string): string {
 }
 const HEX_OR_DIGITS = /^[0-9a-f-]{1,64}$/;
 
-/** Hashes files whose stat moved; reuses B's hashes for the rest. */
-async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
+/** Hashes files whose stat moved; reuses B's hashes for the rest. True: the heap's growth was capped for it. */
+async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<boolean> {
   const t0 = Date.now();
   await fetchMultipartMd5s(d, g);
   const tasks: HashTask[] = [];
@@ -297,9 +392,10 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
     tasks.push(task);
     stateOf.push(s);
   }
-  if (tasks.length === 0) return;
+  if (tasks.length === 0) return false;
   // Many files to hash: most likely a first run, whose transfers follow (the executor lifts the cap).
-  if (tasks.length >= CAP_FROM) capHeapGrowth();
+  const capped = tasks.length >= CAP_FROM;
+  if (capped) capHeapGrowth();
   const unreadable = new Map<number, string>();
   // Each result is applied as its batch arrives and then dropped: none of them is kept.
   await d.hasher.hashEach(tasks, (r, i) => {
@@ -337,6 +433,7 @@ async function hashWhatChanged(d: GatherDeps, g: Gathered): Promise<void> {
   // Without readable content nothing may be decided for a path: it leaves the plan.
   if (dropped.size > 0) g.states = g.states.filter((s) => !dropped.has(s));
   d.events.emit({ event: 'scan', phase: 'hash', files: results, durationMs: Date.now() - t0 });
+  return capped;
 }
 
 /**

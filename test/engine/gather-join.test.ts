@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { joinMapping, type Gathered } from '../../src/engine/gather.js';
+import { joinMapping, Shortcut, type Gathered } from '../../src/engine/gather.js';
 import { buildPlan } from '../../src/core/plan.js';
 import type { LocalFile, Mapping, PlanOptions } from '../../src/core/types.js';
 import type { StoredEntry } from '../../src/manifest/manifest.js';
@@ -55,11 +55,28 @@ function inputs(cells: Cell[]) {
   return { local, remote, base };
 }
 
-function join(cells: Cell[], dropUnchanged: boolean): Gathered {
+/**
+ * `listing`: the unchanged shortcut also runs on the listing as it arrives (Shortcut.keep), and
+ * `relist` shows it every object a second time, as a ranged listing that falls back does.
+ */
+function join(cells: Cell[], dropUnchanged: boolean, listing: 'join' | 'listing' | 'relist' = 'join'): Gathered {
   const { local, remote, base } = inputs(cells);
-  const manifest = { *under(): Generator<[string, StoredEntry]> { yield* base; } };
+  const byPath = new Map(base);
+  const manifest = {
+    *under(): Generator<[string, StoredEntry]> { yield* base; },
+    *pathsUnder(): Generator<string> { for (const [p] of base) yield p; },
+    get: (p: string) => byPath.get(p),
+  };
   const g: Gathered = { states: [], problems: [], tracked: [], unchanged: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
-  joinMapping(M, 0, local, remote, manifest, () => true, g, dropUnchanged);
+  let shortcut: Shortcut | undefined;
+  let listed = remote;
+  if (listing !== 'join') {
+    shortcut = new Shortcut(M, manifest);
+    shortcut.walked(local);
+    listed = remote.filter((o) => shortcut!.keep(o));
+    if (listing === 'relist') listed = remote.filter((o) => shortcut!.keep(o));
+  }
+  joinMapping(M, 0, local, listed, manifest, () => true, g, dropUnchanged, shortcut);
   // What hashing would do for the paths that are kept: content as the base knows it.
   for (const s of g.states) if (s.local && s.local.xxh64 === undefined) s.local = { ...s.local, xxh64: 'f'.repeat(16), md5: s.base?.local.md5 ?? MD5[0]! };
   return g;
@@ -71,9 +88,13 @@ describe('gather: unchanged paths counted instead of planned', () => {
   it('plans every other path exactly as the full join does, and the dropped ones are all `nothing`', () => {
     let droppedTotal = 0;
     fc.assert(
-      fc.property(fc.array(cell, { minLength: 1, maxLength: names.length }), fc.constantFrom('two-way', 'upload', 'download') as fc.Arbitrary<PlanOptions['mode']>, (cells, mode) => {
+      fc.property(
+        fc.array(cell, { minLength: 1, maxLength: names.length }),
+        fc.constantFrom('two-way', 'upload', 'download') as fc.Arbitrary<PlanOptions['mode']>,
+        fc.constantFrom('join', 'listing', 'relist') as fc.Arbitrary<'join' | 'listing' | 'relist'>,
+        (cells, mode, listing) => {
         const full = join(cells, false);
-        const lean = join(cells, true);
+        const lean = join(cells, true, listing);
         const fullPlan = buildPlan(full.states, opts(mode)).items;
         const leanPlan = buildPlan(lean.states, opts(mode)).items;
         const dropped = fullPlan.filter((it) => !leanPlan.some((l) => l.path === it.path));
