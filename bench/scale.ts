@@ -9,7 +9,8 @@ import { Manifest, type StoredEntry } from '../src/manifest/manifest.js';
 import { buildPlan } from '../src/core/plan.js';
 import type { ListedObject } from '../src/remote/s3-store.js';
 import type { LocalFile } from '../src/core/types.js';
-import { joinMapping, type Gathered } from '../src/engine/gather.js';
+import { joinMapping, Shortcut, type Gathered } from '../src/engine/gather.js';
+import { CAP_FROM, capHeapGrowth } from '../src/engine/heap-growth.js';
 
 const FOLDER = 'media';
 const BASE_MTIME_NS = 1_700_000_000_000_000_000n;
@@ -46,17 +47,24 @@ async function build(dir: string, n: number): Promise<void> {
 
 async function plan(dir: string, n: number): Promise<void> {
   const t0 = process.hrtime.bigint();
-  // What the walk and the listing would hand over: every path unchanged on both sides.
+  // As a sync run does (engine/gather.ts): the walk's records first, then the listing, whose
+  // objects are checked against the walk and the manifest as they arrive (Shortcut) and kept only
+  // if they need a decision; then the join. Every path here is unchanged on both sides.
+  if (n >= CAP_FROM) capHeapGrowth();
+  const mapping = { local: FOLDER, remote: `${FOLDER}/` };
+  const m = Manifest.open(path.join(dir, 'manifest.lmdb'), { readOnly: true });
   const local = new Map<string, LocalFile>();
   for (let i = 0; i < n; i++) local.set(rel(i), { size: sizeOf(i), mtimeNs: mtimeOf(i), ino: inoOf(i) });
+  const shortcut = new Shortcut(mapping, m);
+  shortcut.walked(local);
   const remote: ListedObject[] = [];
-  for (let i = 0; i < n; i++) remote.push({ key: `${FOLDER}/${rel(i)}`, etag: md5Of(i), size: sizeOf(i), lastModified: 1_700_000_000_000 });
+  for (let i = 0; i < n; i++) {
+    const o: ListedObject = { key: `${FOLDER}/${rel(i)}`, etag: md5Of(i), size: sizeOf(i), lastModified: 1_700_000_000_000 };
+    if (shortcut.keep(o)) remote.push(o);
+  }
   const t1 = process.hrtime.bigint();
-  const m = Manifest.open(path.join(dir, 'manifest.lmdb'), { readOnly: true });
-  // The join a sync run does (engine/gather.ts), unchanged paths counted rather than kept.
   const g: Gathered = { states: [], problems: [], tracked: [], unchanged: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
-  joinMapping({ local: FOLDER, remote: `${FOLDER}/` }, 0, local, remote, m, () => true, g, true);
-  remote.length = 0;
+  joinMapping(mapping, 0, local, remote, m, () => true, g, true, shortcut);
   const t2 = process.hrtime.bigint();
   const p = buildPlan(g.states, { mode: 'two-way', conflict: 'remote', delete: false, now: new Date() });
   const t3 = process.hrtime.bigint();

@@ -93,19 +93,20 @@ describe('gather: unchanged paths counted instead of planned', () => {
         fc.constantFrom('two-way', 'upload', 'download') as fc.Arbitrary<PlanOptions['mode']>,
         fc.constantFrom('join', 'listing', 'relist') as fc.Arbitrary<'join' | 'listing' | 'relist'>,
         (cells, mode, listing) => {
-        const full = join(cells, false);
-        const lean = join(cells, true, listing);
-        const fullPlan = buildPlan(full.states, opts(mode)).items;
-        const leanPlan = buildPlan(lean.states, opts(mode)).items;
-        const dropped = fullPlan.filter((it) => !leanPlan.some((l) => l.path === it.path));
-        assert.equal(lean.unchanged[0], dropped.length);
-        droppedTotal += dropped.length;
-        for (const it of dropped) assert.equal(it.action, 'nothing', `${it.path} was left out but planned ${it.action}`);
-        assert.deepEqual(leanPlan, fullPlan.filter((it) => !dropped.includes(it)));
-        assert.deepEqual(lean.problems, full.problems);
-        assert.deepEqual([lean.tracked, lean.localCount, lean.remoteCount], [full.tracked, full.localCount, full.remoteCount]);
-        assert.equal(full.unchanged[0], 0);
-      }),
+          const full = join(cells, false);
+          const lean = join(cells, true, listing);
+          const fullPlan = buildPlan(full.states, opts(mode)).items;
+          const leanPlan = buildPlan(lean.states, opts(mode)).items;
+          const dropped = fullPlan.filter((it) => !leanPlan.some((l) => l.path === it.path));
+          assert.equal(lean.unchanged[0], dropped.length);
+          droppedTotal += dropped.length;
+          for (const it of dropped) assert.equal(it.action, 'nothing', `${it.path} was left out but planned ${it.action}`);
+          assert.deepEqual(leanPlan, fullPlan.filter((it) => !dropped.includes(it)));
+          assert.deepEqual(lean.problems, full.problems);
+          assert.deepEqual([lean.tracked, lean.localCount, lean.remoteCount], [full.tracked, full.localCount, full.remoteCount]);
+          assert.equal(full.unchanged[0], 0);
+        },
+      ),
       { numRuns: 400 },
     );
     // The shortcut was taken, not only ruled out.
