@@ -10,15 +10,40 @@ import { SMALL_FILE_MAX } from './hash-worker.js';
 
 export type { HashResult, HashTask } from './hash-worker.js';
 
+/** Worker-safe flags (see workerSafe): those that take a value, and those that do not. */
+const WITH_VALUE = new Set(['--import', '--require', '--loader', '--experimental-loader', '--conditions']);
+const BARE = new Set(['--enable-source-maps', '--no-warnings', '--no-deprecation', '--preserve-symlinks', '--preserve-symlinks-main']);
+
 /**
  * Piscina first tries require() on the worker file, which Node 20.19+ turns into require(esm); in
  * worker threads under load that aborts the whole process now and then (V8 fatal error
  * "IsGraphAsync must be used on an instantiated module", seen in the test suite). Without
  * require(esm) the require throws and piscina loads the file with import(), as on older Nodes.
  */
-export const WORKER_EXEC_ARGV = process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module')
-  ? [...process.execArgv, '--no-experimental-require-module']
-  : [...process.execArgv];
+export const WORKER_EXEC_ARGV = [
+  ...workerSafe(process.execArgv),
+  ...(process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module') ? ['--no-experimental-require-module'] : []),
+];
+
+/**
+ * The process's flags a worker thread accepts. V8 and per-process flags (`--max-old-space-size`,
+ * `--max-semi-space-size`, `--trace-gc`, `--stack-size`) make Worker throw
+ * ERR_WORKER_INVALID_EXEC_ARGV, and the whole hash failed with them: only module loading and
+ * warning flags are passed on (a loader or `--import` hook the process runs under).
+ */
+export function workerSafe(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^(--[a-z-]+)(=.*)?$/.exec(a) ?? (a === '-r' ? ['', '--require'] : undefined);
+    const name = m?.[1];
+    if (name === undefined || !(WITH_VALUE.has(name) || BARE.has(name) || /^--(no-)?experimental-[a-z-]+$/.test(name))) continue;
+    out.push(a);
+    // `--import x`: the value travels as the next argument.
+    if (WITH_VALUE.has(name) && m?.[2] === undefined && i + 1 < argv.length) out.push(argv[++i]!);
+  }
+  return out;
+}
 
 const BATCH_FILES = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
