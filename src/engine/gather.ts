@@ -94,9 +94,12 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
     known[i] = hints.length;
     return hints.length >= PARALLEL_LIST_MIN ? listMapping(d, m.remote, hints, keep(i)) : undefined;
   });
-  // A large listing is mostly the SDK's garbage (every page parsed into objects and dropped).
-  const bigListing = known.reduce((n, k) => n + k, 0) >= CAP_FROM;
-  if (bigListing) capHeapGrowth();
+  // A large tree is gathered under a capped heap growth: its listing is mostly the SDK's garbage
+  // (every page parsed into objects and dropped), its hashing the workers' answers. The cap takes
+  // effect at the next full GC, so it is set as soon as the size is known: from last run's
+  // keys, else from the walk.
+  let capped = known.reduce((n, k) => n + k, 0) >= CAP_FROM;
+  if (capped) capHeapGrowth();
 
   const scans = settings.mappings.map((m) => scanMapping(settings.root, m.local, filter));
   // The listing's pages are handled only after this synchronous walk: the map is there for them.
@@ -107,6 +110,10 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
     (m, i) => listings[i] ?? listMapping(d, m.remote, [...scans[i]!.files.keys()].map((rel) => joinKey(m.remote, rel)), keep(i)),
   );
   const localFiles = scans.reduce((n, s) => n + s.files.size, 0);
+  if (!capped && localFiles >= CAP_FROM) {
+    capped = true;
+    capHeapGrowth();
+  }
   events.emit({ event: 'scan', phase: 'local', files: localFiles, durationMs: Date.now() - t0 });
   for (const [i, s] of scans.entries()) {
     const folder = settings.mappings[i]!.local;
@@ -129,7 +136,7 @@ export async function gather(d: GatherDeps): Promise<Gathered> {
   });
   const hashing = d.hash !== false && (await hashWhatChanged(d, out));
   // Kept through the transfers that follow a large hash (the executor lifts it), not otherwise.
-  if (bigListing && !hashing) restoreHeapGrowth();
+  if (capped && !hashing) restoreHeapGrowth();
   return out;
 }
 
