@@ -7,7 +7,10 @@
 import path from 'node:path';
 import { Manifest, type StoredEntry } from '../src/manifest/manifest.js';
 import { buildPlan } from '../src/core/plan.js';
-import type { LocalFile, PathState, RemoteObject } from '../src/core/types.js';
+import type { ListedObject } from '../src/remote/s3-store.js';
+import type { LocalFile } from '../src/core/types.js';
+import { joinMapping, Shortcut, type Gathered } from '../src/engine/gather.js';
+import { CAP_FROM, capHeapGrowth } from '../src/engine/heap-growth.js';
 
 const FOLDER = 'media';
 const BASE_MTIME_NS = 1_700_000_000_000_000_000n;
@@ -44,39 +47,30 @@ async function build(dir: string, n: number): Promise<void> {
 
 async function plan(dir: string, n: number): Promise<void> {
   const t0 = process.hrtime.bigint();
-  // What the walk and the listing would hand over: every path unchanged on both sides.
+  // As a sync run does (engine/gather.ts): the walk's records first, then the listing, whose
+  // objects are checked against the walk and the manifest as they arrive (Shortcut) and kept only
+  // if they need a decision; then the join. Every path here is unchanged on both sides.
+  if (n >= CAP_FROM) capHeapGrowth();
+  const mapping = { local: FOLDER, remote: `${FOLDER}/` };
+  const m = Manifest.open(path.join(dir, 'manifest.lmdb'), { readOnly: true });
   const local = new Map<string, LocalFile>();
   for (let i = 0; i < n; i++) local.set(rel(i), { size: sizeOf(i), mtimeNs: mtimeOf(i), ino: inoOf(i) });
-  const remote: { key: string; etag: string; size: number; lastModified: number }[] = [];
-  for (let i = 0; i < n; i++) remote.push({ key: `${FOLDER}/${rel(i)}`, etag: md5Of(i), size: sizeOf(i), lastModified: 1_700_000_000_000 });
+  const shortcut = new Shortcut(mapping, m);
+  shortcut.walked(local);
+  const remote: ListedObject[] = [];
+  for (let i = 0; i < n; i++) {
+    const o: ListedObject = { key: `${FOLDER}/${rel(i)}`, etag: md5Of(i), size: sizeOf(i), lastModified: 1_700_000_000_000 };
+    if (shortcut.keep(o)) remote.push(o);
+  }
   const t1 = process.hrtime.bigint();
-  const m = Manifest.open(path.join(dir, 'manifest.lmdb'), { readOnly: true });
-  // The join gather does: one state per path, from the listing, the walk and the manifest.
-  const byRel = new Map<string, PathState>();
-  const state = (r: string): PathState => {
-    let s = byRel.get(r);
-    if (!s) {
-      s = { path: `${FOLDER}/${r}`, key: `${FOLDER}/${r}`, mapping: 0 };
-      byRel.set(r, s);
-    }
-    return s;
-  };
-  for (const o of remote) {
-    const r: RemoteObject = { etag: o.etag, size: o.size, lastModified: o.lastModified };
-    state(o.key.slice(FOLDER.length + 1)).remote = r;
-  }
-  for (const [r, l] of local) state(r).local = l;
-  let tracked = 0;
-  for (const [p, e] of m.under(FOLDER)) {
-    const { key: _key, ...base } = e;
-    state(p.slice(FOLDER.length + 1)).base = base;
-    tracked++;
-  }
+  const g: Gathered = { states: [], problems: [], tracked: [], unchanged: [], localCount: [], remoteCount: [], hashed: 0, temps: [] };
+  joinMapping(mapping, 0, local, remote, m, () => true, g, true, shortcut);
   const t2 = process.hrtime.bigint();
-  const p = buildPlan(byRel.values(), { mode: 'two-way', conflict: 'remote', delete: false, now: new Date() });
+  const p = buildPlan(g.states, { mode: 'two-way', conflict: 'remote', delete: false, now: new Date() });
   const t3 = process.hrtime.bigint();
   await m.close();
-  const unchanged = p.items.filter((it) => it.action === 'nothing').length;
+  const tracked = g.tracked[0];
+  const unchanged = g.unchanged[0]! + p.items.filter((it) => it.action === 'nothing').length;
   if (tracked !== n || unchanged !== n) throw new Error(`scale: ${n} paths, ${tracked} in the manifest, ${unchanged} planned unchanged`);
   const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6;
   process.stdout.write(

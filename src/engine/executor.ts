@@ -9,6 +9,7 @@ import type { Manifest } from '../manifest/manifest.js';
 import type { Trash } from '../local/trash.js';
 import type { EventStream, FileStatus, Summary } from './events.js';
 import { mapLimit } from './limit.js';
+import { CAP_FROM, capHeapGrowth, restoreHeapGrowth } from './heap-growth.js';
 import { tally } from './summary.js';
 import { downloadItem, uploadItem, type TransferDeps } from './transfer.js';
 import { entryFor, sameStat, statOf } from './records.js';
@@ -32,6 +33,7 @@ export interface Outcome {
 
 const TRANSFERS = new Set(['upload', 'download', 'conflict-upload', 'conflict-download']);
 
+
 export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary): Promise<void> {
   const report = (item: PlanItem, o: Outcome): void => {
     count(item, o, summary);
@@ -52,22 +54,27 @@ export async function execute(items: PlanItem[], d: ExecDeps, summary: Summary):
   const transfers = items.filter((i) => TRANSFERS.has(i.action));
   d.events.emit({ event: 'exec-start', internal: true, files: transfers.length, bytes: transfers.reduce((n, i) => n + i.bytes, 0) });
   const ahead = new WriteAhead(d.manifest.journal, transfers, d);
-  await mapLimit(
-    transfers,
-    d.concurrency,
-    async (item) => {
-      const o = await guarded(item, d, async () => {
-        await ahead.ready(item);
-        return item.action.endsWith('upload') ? uploadItem(item, d) : downloadItem(item, d);
-      });
-      if (o.status === 'failed') transferFailed = true;
-      // A failed or interrupted transfer may have left something half done (a torn object on a
-      // server whose PUTs are not atomic, a multipart upload): its record stays for the next run.
-      ahead.finish(item, !(o.status === 'done' || (o.status === 'skipped' && !d.signal.aborted)));
-      report(item, o);
-    },
-    d.signal,
-  );
+  if (transfers.length >= CAP_FROM) capHeapGrowth();
+  try {
+    await mapLimit(
+      transfers,
+      d.concurrency,
+      async (item) => {
+        const o = await guarded(item, d, async () => {
+          await ahead.ready(item);
+          return item.action.endsWith('upload') ? uploadItem(item, d) : downloadItem(item, d);
+        });
+        if (o.status === 'failed') transferFailed = true;
+        // A failed or interrupted transfer may have left something half done (a torn object on a
+        // server whose PUTs are not atomic, a multipart upload): its record stays for the next run.
+        ahead.finish(item, !(o.status === 'done' || (o.status === 'skipped' && !d.signal.aborted)));
+        report(item, o);
+      },
+      d.signal,
+    );
+  } finally {
+    restoreHeapGrowth();
+  }
   ahead.endUnstarted();
 
   const deletes = items.filter((i) => i.action === 'delete-remote' || i.action === 'delete-local');

@@ -118,11 +118,14 @@ export async function run(req: RunRequest): Promise<RunResult> {
     }
 
     const scanStartedNs = nowNs();
-    const g = await gather({ settings: s, store, manifest, hasher, events, signal: req.signal, useBase: !rebase });
+    // Only the REPL's in-memory plan lists every path (its `explain` and in-sync count).
+    const dropUnchanged = req.command !== 'plan' || req.savePlan !== false;
+    const g = await gather({ settings: s, store, manifest, hasher, events, signal: req.signal, useBase: !rebase, dropUnchanged });
     throwIfAborted(req.signal);
     const summary = emptySummary(s.mode, !changes);
     summary.hashed = g.hashed;
 
+    const unchangedPaths = g.unchanged.reduce((n, c) => n + c, 0);
     let plan: Plan;
     if (req.command === 'apply') {
       const file = applyFile ?? '(in memory)';
@@ -131,11 +134,13 @@ export async function run(req: RunRequest): Promise<RunResult> {
       plan = dropDrifted(pf.plan, g, events, summary);
     } else {
       plan = buildPlan(g.states, { mode: s.mode, conflict: s.conflict, delete: s.delete, now });
+      // The paths gather left out as unchanged are `nothing` items: counted, never carried.
+      summary.unchanged += unchangedPaths;
     }
     // A saved plan carries its own mode; the command line's does not apply to it.
     summary.mode = plan.mode;
     checkGuards(plan, s.mappings, g.tracked, { localCount: g.localCount, remoteCount: g.remoteCount }, { maxDelete: s.maxDelete, force: s.force });
-    events.emit({ event: 'scan', phase: 'plan', files: plan.items.length, durationMs: Date.now() - started });
+    events.emit({ event: 'scan', phase: 'plan', files: plan.items.length + (req.command === 'apply' ? 0 : unchangedPaths), durationMs: Date.now() - started });
     announce(plan.items, g, events, summary);
 
     let planFile: string | undefined;

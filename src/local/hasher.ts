@@ -10,15 +10,40 @@ import { SMALL_FILE_MAX } from './hash-worker.js';
 
 export type { HashResult, HashTask } from './hash-worker.js';
 
+/** Worker-safe flags (see workerSafe): those that take a value, and those that do not. */
+const WITH_VALUE = new Set(['--import', '--require', '--loader', '--experimental-loader', '--conditions']);
+const BARE = new Set(['--enable-source-maps', '--no-warnings', '--no-deprecation', '--preserve-symlinks', '--preserve-symlinks-main']);
+
 /**
  * Piscina first tries require() on the worker file, which Node 20.19+ turns into require(esm); in
  * worker threads under load that aborts the whole process now and then (V8 fatal error
  * "IsGraphAsync must be used on an instantiated module", seen in the test suite). Without
  * require(esm) the require throws and piscina loads the file with import(), as on older Nodes.
  */
-export const WORKER_EXEC_ARGV = process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module')
-  ? [...process.execArgv, '--no-experimental-require-module']
-  : [...process.execArgv];
+export const WORKER_EXEC_ARGV = [
+  ...workerSafe(process.execArgv),
+  ...(process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module') ? ['--no-experimental-require-module'] : []),
+];
+
+/**
+ * The process's flags a worker thread accepts. V8 and per-process flags (`--max-old-space-size`,
+ * `--max-semi-space-size`, `--trace-gc`, `--stack-size`) make Worker throw
+ * ERR_WORKER_INVALID_EXEC_ARGV, and the whole hash failed with them: only module loading and
+ * warning flags are passed on (a loader or `--import` hook the process runs under).
+ */
+export function workerSafe(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^(--[a-z-]+)(=.*)?$/.exec(a) ?? (a === '-r' ? ['', '--require'] : undefined);
+    const name = m?.[1];
+    if (name === undefined || !(WITH_VALUE.has(name) || BARE.has(name) || /^--(no-)?experimental-[a-z-]+$/.test(name))) continue;
+    out.push(a);
+    // `--import x`: the value travels as the next argument.
+    if (WITH_VALUE.has(name) && m?.[2] === undefined && i + 1 < argv.length) out.push(argv[++i]!);
+  }
+  return out;
+}
 
 const BATCH_FILES = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -59,15 +84,27 @@ export class Hasher {
   /** Results come back in the order of `tasks`; `onResult` sees them as they finish. */
   async hashMany(
     tasks: HashTask[],
-    onResult?: (r: HashResult) => void,
+    onResult?: (r: HashResult, index: number) => void,
     signal?: AbortSignal,
   ): Promise<HashResult[]> {
+    const results = new Array<HashResult>(tasks.length);
+    await this.hashEach(tasks, (r, i) => {
+      results[i] = r;
+      onResult?.(r, i);
+    }, signal);
+    return tasks.length === 0 ? [] : results;
+  }
+
+  /**
+   * Each result to `onResult` (with its task's index) as its batch finishes, in no set order, and
+   * kept nowhere else: a run that hashes 100k files need not hold 100k results at once.
+   */
+  async hashEach(tasks: readonly HashTask[], onResult: (r: HashResult, index: number) => void, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     const batches = makeBatches(tasks);
-    if (batches.length === 0) return [];
+    if (batches.length === 0) return;
     const pool = await this.getPool();
     signal?.throwIfAborted();
-    const results = new Array<HashResult>(tasks.length);
     let next = 0;
     // The signal is not handed to Piscina: it terminates the worker of an aborted task even when
     // that worker runs another task too (piscina#934, with concurrentTasksPerWorker), and the
@@ -78,10 +115,7 @@ export class Hasher {
         const batch = batches[next++]!;
         const out = await pool.run(batch.map((i) => tasks[i]!));
         if (signal?.aborted) return;
-        out.forEach((r, j) => {
-          results[batch[j]!] = r;
-          onResult?.(r);
-        });
+        out.forEach((r, j) => onResult(r, batch[j]!));
       }
     };
     const inFlight = Math.min(batches.length, this.threads * 2);
@@ -98,9 +132,7 @@ export class Hasher {
       if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
     signal?.throwIfAborted();
-    return results;
   }
-
 
   /**
    * Starts the workers ahead of the first hashMany, when the caller knows hashing will follow:

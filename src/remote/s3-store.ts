@@ -71,6 +71,12 @@ export interface ListOptions {
   onNote?: (message: string) => void;
   /** Tuning (tests use small buckets): hinted keys needed to split, and keys per range. */
   split?: { minKeys: number; rangeKeys: number };
+  /**
+   * Sees each object as its page arrives; one it returns false for is left out of the result
+   * (the caller has dealt with it), so a large listing need not be held whole. It may see a key
+   * twice: a ranged listing that falls back to a serial one lists everything again.
+   */
+  keep?: (o: ListedObject) => boolean;
 }
 
 /** Below this many hinted keys one chain of pages is about as fast, and costs fewer requests. */
@@ -209,7 +215,7 @@ export class S3Store {
       if (ranged) return ranged;
     }
     const out: ListedObject[] = [];
-    for await (const page of this.list(prefix, opts.signal)) for (const o of page) out.push(o);
+    for await (const page of this.list(prefix, opts.signal)) for (const o of page) if (!opts.keep || opts.keep(o)) out.push(o);
     return out;
   }
 
@@ -233,7 +239,7 @@ export class S3Store {
       while (next < ranges.length && !stop.signal.aborted) {
         const i = next++;
         try {
-          const r = await this.listRange(prefix, ranges[i]!.after, ranges[i]!.last, signal);
+          const r = await this.listRange(prefix, ranges[i]!.after, ranges[i]!.last, signal, opts.keep);
           if (typeof r === 'string') disorder ??= r;
           else results[i] = r;
         } catch (err) {
@@ -256,7 +262,7 @@ export class S3Store {
   }
 
   /** One chain of pages over (after, last]; a string says why the server's order cannot be trusted. */
-  private async listRange(prefix: string, after: string | undefined, last: string | undefined, signal: AbortSignal): Promise<ListedObject[] | string> {
+  private async listRange(prefix: string, after: string | undefined, last: string | undefined, signal: AbortSignal, keep?: (o: ListedObject) => boolean): Promise<ListedObject[] | string> {
     const out: ListedObject[] = [];
     let prev = after;
     let token: string | undefined;
@@ -273,7 +279,7 @@ export class S3Store {
         if (!key.startsWith(prefix)) return `key ${JSON.stringify(key)} outside the prefix`;
         prev = key;
         if (last !== undefined && compareKeys(key, last) > 0) done = true;
-        else out.push(o);
+        else if (!keep || keep(o)) out.push(o);
       }
       if (done || !page.isTruncated || (last !== undefined && prev === last)) return out;
       token = page.nextToken;

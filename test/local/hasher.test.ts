@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getEventListeners } from 'node:events';
 import xxhash from 'xxhash-wasm';
-import { Hasher, makeBatches, type HashResult } from '../../src/local/hasher.js';
+import { spawnSync } from 'node:child_process';
+import { Hasher, makeBatches, workerSafe, type HashResult } from '../../src/local/hasher.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ssync-hash-'));
 const hasher = new Hasher({ threads: 2 });
@@ -152,4 +153,23 @@ test('hash workers load their module with import(), never through require(esm) (
   const body = randomBytes(5000);
   const [r] = await hasher.hashMany([{ abs: file('esm/x.bin', body), size: body.length }]);
   assert.equal(r?.md5, md5(body));
+});
+
+test('hasher: a process started with V8 flags still hashes (the workers get only the flags they accept)', () => {
+  const a = file('flags/a.txt', Buffer.from('abc'));
+  const script = `
+    const { Hasher } = await import(${JSON.stringify(new URL('../../src/local/hasher.js', import.meta.url).href)});
+    const h = new Hasher({ threads: 2 });
+    const [r] = await h.hashMany([{ abs: ${JSON.stringify(a)}, size: 3 }]);
+    await h.close();
+    console.log(r.md5);
+  `;
+  // No S3 server here: a child is the only way to start a process with its own V8 flags.
+  const r = spawnSync(process.execPath, ['--max-old-space-size=256', '--max-semi-space-size=4', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr.slice(0, 2000));
+  assert.equal(r.stdout.trim(), md5(Buffer.from('abc')));
+  assert.deepEqual(
+    workerSafe(['--max-old-space-size=256', '--import', 'x.mjs', '--trace-gc', '-r', 'y.cjs', '--enable-source-maps', '--experimental-vm-modules', '--stack-size=900', '--conditions=dev']),
+    ['--import', 'x.mjs', '-r', 'y.cjs', '--enable-source-maps', '--experimental-vm-modules', '--conditions=dev'],
+  );
 });
