@@ -3,20 +3,22 @@
 // the new one, never half of one; on any failure the destination is untouched and no temp file
 // is left behind.
 //
-// Speed (tree A of the benchmark is 20,000 files of ~8 KiB): every `fs.promises` call is a round
-// trip through libuv's four-thread pool with its wake-ups, and a dozen of them per file cost more
-// than the download itself. So a body is buffered up to FLUSH_BYTES; one that fits (most files) is
-// verified in memory and then written with synchronous calls that each take microseconds on the
-// page cache (open, write, futimes, fstat, close, rename), leaving only the two fsyncs, which wait
-// for the disk, to the pool. A larger body goes out in writes of FLUSH_BYTES, one in flight.
+// Speed (tree A of the benchmark is 20,000 files of ~8 KiB): a dozen `fs.promises` calls per file,
+// each a round trip through libuv's four-thread pool, cost more than the download itself, and
+// synchronous calls on the main thread stall every download in flight whenever the journal
+// commits (see write-worker.ts). So a body is buffered up to FLUSH_BYTES; one that fits (most
+// files) is verified in memory and handed to one writer thread, which writes, fsyncs and later
+// renames it in batches. A larger body goes out in writes of FLUSH_BYTES from here, one in flight.
 
-import fs from 'node:fs';
+import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { ItemError, SyncError, oneLine } from '../core/errors.js';
 import { tempNameFor } from './scan.js';
 import { getXxh64 } from './xxh.js';
+import type { WriteReply, WriteRequest } from './write-worker.js';
 
 export interface WriteAtomicOptions {
   runId: string;
@@ -41,9 +43,9 @@ export interface WrittenFile {
 }
 
 /**
- * Bodies up to this size are written in one synchronous write after they are verified; larger
- * ones in writes of this size. Big enough that a large file costs few pool round trips, small
- * enough that `concurrency` buffered bodies stay a few MB and a write blocks the loop < 1 ms.
+ * Bodies up to this size go to the writer thread whole, after they are verified; larger ones are
+ * written in writes of this size. Big enough that a large file costs few pool round trips, small
+ * enough that `concurrency` buffered bodies stay a few MB.
  */
 export const FLUSH_BYTES = 1024 * 1024;
 
@@ -57,9 +59,9 @@ export async function writeAtomic(
   const dir = dirname(dest);
   const iterator = (body as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
   const reader = abortableReader(body, iterator, opts.signal);
-  let fd: number | undefined;
+  let fh: FileHandle | undefined;
   let created = false;
-  // At most one write in flight; the fd is not closed under it.
+  // At most one write in flight; the file is not closed under it.
   let writing: Promise<void> | undefined;
   try {
     const md5 = createHash('md5');
@@ -82,76 +84,165 @@ export async function writeAtomic(
       pending.push(chunk);
       pendingBytes += chunk.length;
       if (pendingBytes >= FLUSH_BYTES) {
-        if (fd === undefined) {
-          fd = openTemp(temp, dir);
+        if (!fh) {
+          await mkdir(dir, { recursive: true });
+          fh = await open(temp, 'wx');
           created = true;
         }
         if (writing) await writing;
-        const out = concat(pending, pendingBytes);
-        pending = [];
-        pendingBytes = 0;
-        writing = writeAllAsync(fd, out);
+        writing = writeAllAsync(fh, Buffer.concat(pending, pendingBytes));
         // Awaited before the next write or in cleanup; never an unhandled rejection meanwhile.
         writing.catch(() => undefined);
+        pending = [];
+        pendingBytes = 0;
       }
     }
     reader.done();
     if (size !== opts.expectSize) throw sizeMismatch(label, opts.expectSize, String(size));
     const digest = md5.digest('hex');
-    // Verified before the last bytes are written: a damaged small body never touches the disk.
-    if (opts.expectMd5 !== undefined && opts.expectMd5 !== digest) {
-      throw new ItemError(`download of ${label}: MD5 mismatch (expected ${opts.expectMd5}, got ${digest})`);
-    }
-    if (fd === undefined) {
-      fd = openTemp(temp, dir);
-      created = true;
-    }
-    if (writing) await writing;
-    writing = undefined;
-    // write() may write less than asked (a nearly full disk, a file size limit): the rest must go
-    // too, or the hashes would vouch for bytes that never reached the disk.
-    if (pendingBytes > 0) writeAllSync(fd, concat(pending, pendingBytes));
-    if (opts.mtimeMs !== undefined) {
+    // A body that fits in one buffer is verified before it touches the disk.
+    if (!fh) verifyMd5(label, opts.expectMd5, digest);
+    const mtimeSec =
       // On the temp file, so that the destination appears with its final mtime at the rename.
       // utimes takes seconds as a double and truncates: x.678 s would land as .677999 s. Half a
       // microsecond more makes the file's mtime the exact millisecond asked for.
-      const when = (opts.mtimeMs + 0.0005) / 1000;
-      fs.futimesSync(fd, when, when);
+      opts.mtimeMs === undefined ? undefined : (opts.mtimeMs + 0.0005) / 1000;
+    let st: { size: number; mtimeNs: string; ino: number };
+    if (!fh) {
+      // One exact-size copy, handed over to the writer thread rather than copied again.
+      const data = new Uint8Array(size);
+      let at = 0;
+      for (const c of pending) {
+        data.set(c, at);
+        at += c.length;
+      }
+      pending = [];
+      const req: DistributiveOmit<WriteRequest, 'id'> = { op: 'write', temp, dir, data, modeOf: dest };
+      if (mtimeSec !== undefined) req.mtimeSec = mtimeSec;
+      // On failure the writer has removed what it created.
+      st = reply(await localWriter.request(req, [data.buffer]));
+      created = true;
+    } else {
+      if (writing) await writing;
+      writing = undefined;
+      if (pendingBytes > 0) await writeAllAsync(fh, Buffer.concat(pending, pendingBytes));
+      pending = [];
+      verifyMd5(label, opts.expectMd5, digest);
+      if (mtimeSec !== undefined) await fh.utimes(mtimeSec, mtimeSec);
+      // A replaced file keeps its permissions (a private 0600 file must not come back 0644).
+      const old = await stat(dest).catch(() => undefined);
+      if (old?.isFile()) await fh.chmod(old.mode & 0o7777);
+      await fh.sync();
+      const s = await fh.stat({ bigint: true });
+      await fh.close();
+      fh = undefined;
+      st = { size: Number(s.size), mtimeNs: s.mtimeNs.toString(), ino: Number(s.ino) };
     }
-    // A replaced file keeps its permissions (a private 0600 file must not come back 0644).
-    const old = fs.statSync(dest, { throwIfNoEntry: false });
-    if (old?.isFile()) fs.fchmodSync(fd, old.mode & 0o7777);
-    await fsyncAsync(fd);
     // The stat of our own bytes, taken before the rename: inode and mtime survive it, and a write
     // by someone else after the rename then always shows as a stat change.
-    const st = fs.fstatSync(fd, { bigint: true });
-    if (Number(st.size) !== size) throw sizeMismatch(label, size, `${st.size} on disk`);
-    fs.closeSync(fd);
-    fd = undefined;
+    if (st.size !== size) throw sizeMismatch(label, size, `${st.size} on disk`);
     opts.signal?.throwIfAborted();
     await opts.beforeReplace?.(dest);
-    fs.renameSync(temp, dest);
+    reply(await localWriter.request({ op: 'rename', temp, dest, dir }));
     created = false;
-    // The file is in place and verified; a failing folder fsync only weakens durability.
-    await syncDir(dir).catch(() => undefined);
-    return { md5: digest, xxh64: xxh.digestHex(), size, mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino) };
+    return { md5: digest, xxh64: xxh.digestHex(), size, mtimeNs: st.mtimeNs, ino: st.ino };
   } catch (err) {
     reader.done();
     release(body, iterator);
     if (writing) await writing.catch(() => undefined);
-    if (fd !== undefined) closeQuietly(fd);
-    if (created) fs.rmSync(temp, { force: true });
+    if (fh) await fh.close().catch(() => undefined);
+    // The error to report is the one above, not a failed clean-up.
+    if (created) await rm(temp, { force: true }).catch(() => undefined);
     if (err instanceof SyncError) throw err;
     throw new ItemError(`download of ${label}: ${oneLine(err)}`, { cause: err });
   }
 }
 
-function sizeMismatch(label: string, expected: number, got: string): ItemError {
-  return new ItemError(`download of ${label}: size mismatch (expected ${expected} bytes, got ${got})`);
+function verifyMd5(label: string, expected: string | undefined, digest: string): void {
+  if (expected !== undefined && expected !== digest) {
+    throw new ItemError(`download of ${label}: MD5 mismatch (expected ${expected}, got ${digest})`);
+  }
 }
 
-function concat(parts: Buffer[], bytes: number): Buffer {
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** The writer's answer, or its error as one (with the errno code, as fs would throw it). */
+function reply(r: WriteReply): { size: number; mtimeNs: string; ino: number } {
+  if (r.error) throw Object.assign(new Error(r.error.message), r.error.code === undefined ? {} : { code: r.error.code });
+  return { size: r.size ?? -1, mtimeNs: r.mtimeNs ?? '', ino: r.ino ?? -1 };
+}
+
+/**
+ * The writer threads (write-worker.ts), started on first use. Two, so that one creates and writes
+ * files while the other waits for its fsyncs: a request goes to a thread with nothing
+ * outstanding, else to the one with least. A thread holds the process open only while a request
+ * is outstanding, so none needs closing; if one dies, what was asked of it fails and the next
+ * request starts another.
+ */
+const WRITER_THREADS = Number(process.env.SSYNC_WRITERS ?? 2);
+
+interface Writer {
+  worker: Worker;
+  waiting: Map<number, { resolve: (r: WriteReply) => void; reject: (e: Error) => void }>;
+}
+
+class LocalWriter {
+  private readonly writers: Writer[] = [];
+  private nextId = 1;
+
+  request(req: DistributiveOmit<WriteRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<WriteReply> {
+    const w = this.pick();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      w.waiting.set(id, { resolve, reject });
+      if (w.waiting.size === 1) w.worker.ref();
+      w.worker.postMessage({ ...req, id }, transfer);
+    });
+  }
+
+  private pick(): Writer {
+    let best: Writer | undefined;
+    for (const w of this.writers) if (!best || w.waiting.size < best.waiting.size) best = w;
+    if (best && (best.waiting.size === 0 || this.writers.length >= WRITER_THREADS)) return best;
+    return this.start();
+  }
+
+  private start(): Writer {
+    const worker = new Worker(new URL('./write-worker.js', import.meta.url));
+    const w: Writer = { worker, waiting: new Map() };
+    worker.unref();
+    worker.on('message', (replies: WriteReply[]) => {
+      for (const r of replies) {
+        const p = w.waiting.get(r.id);
+        w.waiting.delete(r.id);
+        p?.resolve(r);
+      }
+      if (w.waiting.size === 0) worker.unref();
+    });
+    const fail = (err: Error): void => {
+      const i = this.writers.indexOf(w);
+      if (i >= 0) this.writers.splice(i, 1);
+      const all = [...w.waiting.values()];
+      w.waiting.clear();
+      for (const p of all) p.reject(err);
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`file writer thread exited (${code})`)));
+    this.writers.push(w);
+    return w;
+  }
+}
+
+const localWriter = new LocalWriter();
+
+async function writeAllAsync(fh: FileHandle, buf: Buffer): Promise<void> {
+  // write() may write less than asked (a nearly full disk, a file size limit): the rest must go
+  // too, or the hashes would vouch for bytes that never reached the disk.
+  for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done)).bytesWritten;
+}
+
+function sizeMismatch(label: string, expected: number, got: string): ItemError {
+  return new ItemError(`download of ${label}: size mismatch (expected ${expected} bytes, got ${got})`);
 }
 
 interface Reader {
@@ -192,55 +283,6 @@ function nextOrAbort<T>(it: AsyncIterator<T>, signal: AbortSignal): Promise<Iter
   return Promise.race([it.next(), aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
-/**
- * Folders this process has created or found: a download into a known folder skips the mkdir (a
- * syscall and, recursive, an EEXIST). A folder removed behind our back shows as ENOENT at the
- * open, which drops it from here and creates it again.
- */
-const knownDirs = new Set<string>();
-const KNOWN_DIRS_MAX = 100_000;
-
-function openTemp(temp: string, dir: string): number {
-  if (!knownDirs.has(dir)) {
-    fs.mkdirSync(dir, { recursive: true });
-    if (knownDirs.size >= KNOWN_DIRS_MAX) knownDirs.clear();
-    knownDirs.add(dir);
-  }
-  try {
-    return fs.openSync(temp, 'wx');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    knownDirs.delete(dir);
-    fs.mkdirSync(dir, { recursive: true });
-    knownDirs.add(dir);
-    return fs.openSync(temp, 'wx');
-  }
-}
-
-function writeAllSync(fd: number, buf: Buffer): void {
-  for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done);
-}
-
-async function writeAllAsync(fd: number, buf: Buffer): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
-    done += await new Promise<number>((resolve, reject) =>
-      fs.write(fd, buf, done, buf.length - done, null, (err, n) => (err ? reject(err) : resolve(n))),
-    );
-  }
-}
-
-function fsyncAsync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // Already failing; the close error adds nothing.
-  }
-}
-
 /** Lets a body that is still open (an HTTP response) free its socket. */
 function release(body: object, iterator: AsyncIterator<unknown>): void {
   // Async iterators, a Readable's included, run return() only after a pending next() settles,
@@ -248,48 +290,4 @@ function release(body: object, iterator: AsyncIterator<unknown>): void {
   const destroy = (body as { destroy?: unknown }).destroy;
   if (typeof destroy === 'function') destroy.call(body);
   else void iterator.return?.().catch(() => undefined);
-}
-
-/**
- * Makes renames durable: without a folder fsync a crash can bring back the old directory entry.
- * Concurrent downloads into one folder share one: a caller whose rename came before a sync
- * started is covered by it, so it joins the next sync not yet started rather than queueing its
- * own. Each caller still returns only after a folder fsync that began after its rename.
- */
-const dirSyncs = new Map<string, { running?: Promise<void>; queued?: Promise<void> }>();
-
-function syncDir(dir: string): Promise<void> {
-  let s = dirSyncs.get(dir);
-  if (!s) {
-    s = {};
-    dirSyncs.set(dir, s);
-  }
-  if (s.queued) return s.queued;
-  const state = s;
-  const start = (): Promise<void> => {
-    const p = fsyncDirOnce(dir).finally(() => {
-      if (state.running === p) state.running = undefined;
-      if (!state.running && !state.queued && dirSyncs.get(dir) === state) dirSyncs.delete(dir);
-    });
-    state.running = p;
-    return p;
-  };
-  if (!state.running) return start();
-  const queued = state.running
-    .catch(() => undefined)
-    .then(() => {
-      state.queued = undefined;
-      return start();
-    });
-  state.queued = queued;
-  return queued;
-}
-
-async function fsyncDirOnce(dir: string): Promise<void> {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    await fsyncAsync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }

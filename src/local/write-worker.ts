@@ -1,0 +1,141 @@
+// The thread that puts downloaded files on disk. Creating, writing, timestamping and renaming a
+// file each take a journal handle on ext4, and while the journal commits (every fsync makes it
+// commit) they wait: on the main thread that stalled every download in flight. Here they wait
+// alone, and each message drained in one go is one batch: all its files are written, then
+// fsynced (the first fsync commits the journal for the whole batch, the rest find their data
+// already on disk), and its renames share one fsync per folder.
+import fs from 'node:fs';
+import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+
+export type WriteRequest =
+  | {
+      id: number;
+      op: 'write';
+      temp: string;
+      dir: string;
+      data: Uint8Array;
+      /** Seconds, as utimes takes them. */
+      mtimeSec?: number;
+      /** A file there keeps its permissions: the temp gets its mode. */
+      modeOf: string;
+    }
+  | { id: number; op: 'rename'; temp: string; dest: string; dir: string };
+
+export interface WriteReply {
+  id: number;
+  /** write: the temp file's stat after fsync (inode and mtime survive the rename). */
+  size?: number;
+  mtimeNs?: string;
+  ino?: number;
+  error?: { message: string; code?: string };
+}
+
+/** Folders created or found by this thread; one removed behind our back is made again. */
+const knownDirs = new Set<string>();
+const KNOWN_DIRS_MAX = 100_000;
+
+export function openTemp(temp: string, dir: string): number {
+  if (!knownDirs.has(dir)) {
+    fs.mkdirSync(dir, { recursive: true });
+    if (knownDirs.size >= KNOWN_DIRS_MAX) knownDirs.clear();
+    knownDirs.add(dir);
+  }
+  try {
+    return fs.openSync(temp, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    knownDirs.delete(dir);
+    fs.mkdirSync(dir, { recursive: true });
+    knownDirs.add(dir);
+    return fs.openSync(temp, 'wx');
+  }
+}
+
+export function writeAllSync(fd: number, buf: Uint8Array): void {
+  // write() may write less than asked (a nearly full disk, a file size limit): the rest must go
+  // too, or the hashes would vouch for bytes that never reached the disk.
+  for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done);
+}
+
+function failure(id: number, err: unknown): WriteReply {
+  const e = err as NodeJS.ErrnoException;
+  return { id, error: e.code === undefined ? { message: String(e?.message ?? e) } : { message: e.message, code: e.code } };
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // Already failing; the close error adds nothing.
+  }
+}
+
+export function runBatch(batch: WriteRequest[]): WriteReply[] {
+  const replies: WriteReply[] = [];
+  const written: { req: WriteRequest & { op: 'write' }; fd: number }[] = [];
+  const renamed = new Map<string, WriteReply[]>();
+  for (const req of batch) {
+    if (req.op === 'rename') {
+      try {
+        fs.renameSync(req.temp, req.dest);
+        const list = renamed.get(req.dir) ?? [];
+        list.push({ id: req.id });
+        renamed.set(req.dir, list);
+      } catch (err) {
+        replies.push(failure(req.id, err));
+      }
+      continue;
+    }
+    let fd: number | undefined;
+    try {
+      fd = openTemp(req.temp, req.dir);
+      writeAllSync(fd, req.data);
+      if (req.mtimeSec !== undefined) fs.futimesSync(fd, req.mtimeSec, req.mtimeSec);
+      const old = fs.statSync(req.modeOf, { throwIfNoEntry: false });
+      if (old?.isFile()) fs.fchmodSync(fd, old.mode & 0o7777);
+      written.push({ req, fd });
+    } catch (err) {
+      if (fd !== undefined) {
+        closeQuietly(fd);
+        fs.rmSync(req.temp, { force: true });
+      }
+      replies.push(failure(req.id, err));
+    }
+  }
+  for (const { req, fd } of written) {
+    try {
+      fs.fsyncSync(fd);
+      const st = fs.fstatSync(fd, { bigint: true });
+      fs.closeSync(fd);
+      replies.push({ id: req.id, size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino) });
+    } catch (err) {
+      closeQuietly(fd);
+      fs.rmSync(req.temp, { force: true });
+      replies.push(failure(req.id, err));
+    }
+  }
+  for (const [dir, list] of renamed) {
+    // The files are in place and verified; a failing folder fsync only weakens durability.
+    try {
+      const fd = fs.openSync(dir, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      // See above.
+    }
+    replies.push(...list);
+  }
+  return replies;
+}
+
+if (parentPort) {
+  const port: MessagePort = parentPort;
+  port.on('message', (first: WriteRequest) => {
+    const batch = [first];
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) batch.push(m.message as WriteRequest);
+    port.postMessage(runBatch(batch));
+  });
+}
