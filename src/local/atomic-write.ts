@@ -179,7 +179,7 @@ function reply(r: WriteReply): { size: number; mtimeNs: string; ino: number } {
  * is outstanding, so none needs closing; if one dies, what was asked of it fails and the next
  * request starts another.
  */
-const WRITER_THREADS = Number(process.env.SSYNC_WRITERS ?? 2);
+const WRITER_THREADS = 2;
 
 interface Writer {
   worker: Worker;
