@@ -94,7 +94,7 @@ export class RawGetter {
     headers['authorization'] = this.authorization(t, path, headers, amzDate);
     const request = t.url.protocol === 'https:' ? https.request : http.request;
     return new Promise((resolve, reject) => {
-      const req = request({ protocol: t.url.protocol, hostname: t.url.hostname, port: t.url.port, path, method: 'GET', headers, agent: this.agent });
+      const req = request({ protocol: t.url.protocol, hostname: t.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: t.url.port, path, method: 'GET', headers, agent: this.agent });
       const onAbort = (): void => void req.destroy(signal!.reason as Error);
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (): void => signal?.removeEventListener('abort', onAbort);
