@@ -10,7 +10,7 @@
 // files) is verified in memory and handed to one writer thread, which writes, fsyncs and later
 // renames it in batches. A larger body goes out in writes of FLUSH_BYTES from here, one in flight.
 
-import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { dirname } from 'node:path';
@@ -30,6 +30,11 @@ export interface WriteAtomicOptions {
   onBytes?: (n: number) => void;
   /** Runs after verification, before the rename: the engine moves the old file to trash here. */
   beforeReplace?: (dest: string) => Promise<void>;
+  /**
+   * The destination must still be absent at the rename, else this error is thrown and nothing
+   * replaced. Checked by the writer thread right before it renames, which saves a round trip.
+   */
+  onlyIfAbsent?: () => Error;
   /** How the file is named in error messages (e.g. its path in the mapping); default: dest. */
   label?: string;
 }
@@ -119,9 +124,17 @@ export async function writeAtomic(
       pending = [];
       const req: DistributiveOmit<WriteRequest, 'id'> = { op: 'write', temp, dir, data, modeOf: dest };
       if (mtimeSec !== undefined) req.mtimeSec = mtimeSec;
+      // With nothing to run between the fsync and the rename, the writer renames as well.
+      const renameThere = opts.onlyIfAbsent && !opts.beforeReplace && !opts.signal?.aborted;
+      if (renameThere) req.renameIfAbsent = dest;
       // On failure the writer has removed what it created.
-      st = reply(await localWriter.request(req, [data.buffer]));
-      created = true;
+      const r = await localWriter.request(req, [data.buffer]);
+      st = reply(r);
+      created = !renameThere;
+      if (r.occupied) throw opts.onlyIfAbsent!();
+      if (renameThere) {
+        return { md5: digest, xxh64: xxh.digestHex(), size, mtimeNs: st.mtimeNs, ino: st.ino };
+      }
     } else {
       if (writing) await writing;
       writing = undefined;
@@ -143,6 +156,7 @@ export async function writeAtomic(
     if (st.size !== size) throw sizeMismatch(label, size, `${st.size} on disk`);
     opts.signal?.throwIfAborted();
     await opts.beforeReplace?.(dest);
+    if (opts.onlyIfAbsent && (await lstat(dest).then(() => true, () => false))) throw opts.onlyIfAbsent();
     reply(await localWriter.request({ op: 'rename', temp, dest, dir }));
     created = false;
     return { md5: digest, xxh64: xxh.digestHex(), size, mtimeNs: st.mtimeNs, ino: st.ino };

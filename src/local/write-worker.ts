@@ -18,6 +18,8 @@ export type WriteRequest =
       mtimeSec?: number;
       /** A file there keeps its permissions: the temp gets its mode. */
       modeOf: string;
+      /** Then renamed onto this path, if nothing is there yet (else the temp is removed). */
+      renameIfAbsent?: string;
     }
   | { id: number; op: 'rename'; temp: string; dest: string; dir: string };
 
@@ -27,6 +29,8 @@ export interface WriteReply {
   size?: number;
   mtimeNs?: string;
   ino?: number;
+  /** renameIfAbsent found something in the way: nothing was renamed, the temp is gone. */
+  occupied?: boolean;
   error?: { message: string; code?: string };
 }
 
@@ -60,6 +64,14 @@ export function writeAllSync(fd: number, buf: Uint8Array): void {
 function failure(id: number, err: unknown): WriteReply {
   const e = err as NodeJS.ErrnoException;
   return { id, error: e.code === undefined ? { message: String(e?.message ?? e) } : { message: e.message, code: e.code } };
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // The reply carries the error that matters.
+  }
 }
 
 function closeQuietly(fd: number): void {
@@ -97,20 +109,39 @@ export function runBatch(batch: WriteRequest[]): WriteReply[] {
     } catch (err) {
       if (fd !== undefined) {
         closeQuietly(fd);
-        fs.rmSync(req.temp, { force: true });
+        removeQuietly(req.temp);
       }
       replies.push(failure(req.id, err));
     }
   }
   for (const { req, fd } of written) {
+    let open = true;
     try {
       fs.fsyncSync(fd);
       const st = fs.fstatSync(fd, { bigint: true });
+      // The hashes vouch for exactly these bytes: a short file must never be renamed into place.
+      if (Number(st.size) !== req.data.length) throw new Error(`size mismatch (expected ${req.data.length} bytes, got ${st.size} on disk)`);
+      open = false;
       fs.closeSync(fd);
-      replies.push({ id: req.id, size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino) });
+      const reply: WriteReply = { id: req.id, size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino) };
+      if (req.renameIfAbsent === undefined) {
+        replies.push(reply);
+        continue;
+      }
+      // Checked at the last moment: a file that appeared while the bytes came in is the user's.
+      if (fs.lstatSync(req.renameIfAbsent, { throwIfNoEntry: false })) {
+        removeQuietly(req.temp);
+        replies.push({ ...reply, occupied: true });
+        continue;
+      }
+      fs.renameSync(req.temp, req.renameIfAbsent);
+      const list = renamed.get(req.dir) ?? [];
+      list.push(reply);
+      renamed.set(req.dir, list);
     } catch (err) {
-      closeQuietly(fd);
-      fs.rmSync(req.temp, { force: true });
+      // Never a second close: the number may already be another thread's file.
+      if (open) closeQuietly(fd);
+      removeQuietly(req.temp);
       replies.push(failure(req.id, err));
     }
   }

@@ -242,3 +242,35 @@ test('a folder that cannot be made (a file is in the way) fails the download, le
   });
   assert.deepEqual(readdirSync(dir), ['a.txt']);
 });
+
+test('onlyIfAbsent: a file that appeared during the download is never replaced, and no temp is left', async () => {
+  const dir = folder();
+  const dest = join(dir, 'new.txt');
+  const appeared = new ItemError('appeared meanwhile');
+  async function* slow(): AsyncGenerator<Buffer> {
+    yield Buffer.from('ours');
+    writeFileSync(dest, 'the user wrote this'); // while the download is under way
+  }
+  await assert.rejects(writeAtomic(dest, slow(), { runId: 'r1', expectSize: 4, onlyIfAbsent: () => appeared }), (err) => err === appeared);
+  assert.equal(readFileSync(dest, 'utf8'), 'the user wrote this');
+  assert.deepEqual(readdirSync(dir), ['new.txt']);
+
+  // The large path checks too.
+  const big = randomBytes(FLUSH_BYTES + 10);
+  const dest2 = join(dir, 'big.bin');
+  async function* slowBig(): AsyncGenerator<Buffer> {
+    yield big;
+    writeFileSync(dest2, 'mine');
+  }
+  await assert.rejects(writeAtomic(dest2, slowBig(), { runId: 'r2', expectSize: big.length, onlyIfAbsent: () => appeared }), (err) => err === appeared);
+  assert.equal(readFileSync(dest2, 'utf8'), 'mine');
+  assert.deepEqual(readdirSync(dir).sort(), ['big.bin', 'new.txt']);
+
+  // Still absent: it lands.
+  const r = await writeAtomic(join(dir, 'free.txt'), chunks('free'), { runId: 'r3', expectSize: 4, onlyIfAbsent: () => appeared, mtimeMs: 1_700_000_000_123 });
+  assert.equal(readFileSync(join(dir, 'free.txt'), 'utf8'), 'free');
+  const st = statSync(join(dir, 'free.txt'), { bigint: true });
+  assert.equal(r.ino, Number(st.ino));
+  assert.equal(r.mtimeNs, st.mtimeNs.toString());
+  assert.equal(st.mtimeNs, 1_700_000_000_123_000_000n);
+});
