@@ -10,7 +10,7 @@
 // files) is verified in memory and handed to one writer thread, which writes, fsyncs and later
 // renames it in batches. A larger body goes out in writes of FLUSH_BYTES from here, one in flight.
 
-import { lstat, mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { dirname } from 'node:path';
@@ -95,7 +95,7 @@ export async function writeAtomic(
           created = true;
         }
         if (writing) await writing;
-        writing = writeAllAsync(fh, Buffer.concat(pending, pendingBytes));
+        writing = writeAllAsync(fh, pending, pendingBytes);
         // Awaited before the next write or in cleanup; never an unhandled rejection meanwhile.
         writing.catch(() => undefined);
         pending = [];
@@ -113,6 +113,7 @@ export async function writeAtomic(
       // microsecond more makes the file's mtime the exact millisecond asked for.
       opts.mtimeMs === undefined ? undefined : (opts.mtimeMs + 0.0005) / 1000;
     let st: { size: number; mtimeNs: string; ino: number };
+    const large = fh !== undefined;
     if (!fh) {
       // One exact-size copy, handed over to the writer thread rather than copied again.
       const data = new Uint8Array(size);
@@ -138,7 +139,7 @@ export async function writeAtomic(
     } else {
       if (writing) await writing;
       writing = undefined;
-      if (pendingBytes > 0) await writeAllAsync(fh, Buffer.concat(pending, pendingBytes));
+      if (pendingBytes > 0) await writeAllAsync(fh, pending, pendingBytes);
       pending = [];
       verifyMd5(label, opts.expectMd5, digest);
       if (mtimeSec !== undefined) await fh.utimes(mtimeSec, mtimeSec);
@@ -157,7 +158,16 @@ export async function writeAtomic(
     opts.signal?.throwIfAborted();
     await opts.beforeReplace?.(dest);
     if (opts.onlyIfAbsent && (await lstat(dest).then(() => true, () => false))) throw opts.onlyIfAbsent();
-    reply(await localWriter.request({ op: 'rename', temp, dest, dir }));
+    if (large) {
+      // A few round trips more are nothing next to a large file's bytes, and a large-file run
+      // then needs no writer thread (nor its memory) at all.
+      await rename(temp, dest);
+      created = false;
+      // The file is in place and verified; a failing folder fsync only weakens durability.
+      await syncDir(dir).catch(() => undefined);
+    } else {
+      reply(await localWriter.request({ op: 'rename', temp, dest, dir }));
+    }
     created = false;
     return { md5: digest, xxh64: xxh.digestHex(), size, mtimeNs: st.mtimeNs, ino: st.ino };
   } catch (err) {
@@ -249,10 +259,14 @@ class LocalWriter {
 
 const localWriter = new LocalWriter();
 
-async function writeAllAsync(fh: FileHandle, buf: Buffer): Promise<void> {
+/** One writev of the buffered chunks (no copy into one buffer); the rest of a short write after it. */
+async function writeAllAsync(fh: FileHandle, parts: Buffer[], bytes: number): Promise<void> {
+  let done = (await fh.writev(parts)).bytesWritten;
+  if (done === bytes) return;
   // write() may write less than asked (a nearly full disk, a file size limit): the rest must go
   // too, or the hashes would vouch for bytes that never reached the disk.
-  for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done)).bytesWritten;
+  const rest = Buffer.concat(parts, bytes);
+  while (done < bytes) done += (await fh.write(rest, done)).bytesWritten;
 }
 
 function sizeMismatch(label: string, expected: number, got: string): ItemError {
@@ -304,4 +318,14 @@ function release(body: object, iterator: AsyncIterator<unknown>): void {
   const destroy = (body as { destroy?: unknown }).destroy;
   if (typeof destroy === 'function') destroy.call(body);
   else void iterator.return?.().catch(() => undefined);
+}
+
+/** Makes a rename durable: without it a crash can bring back the old directory entry. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
