@@ -54,7 +54,10 @@ export class RawGetter {
 
   /** The response of a 200, its body unread; any other answer or failure is thrown, SDK-shaped. */
   async get(key: string, ifMatch: string | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
-    const target = await (this.target ??= this.resolve());
+    const target = await (this.target ??= this.resolve().catch((err: unknown) => {
+      this.target = undefined; // tried again by the next GET
+      throw err;
+    }));
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       try {
