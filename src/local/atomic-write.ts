@@ -208,6 +208,12 @@ const WRITER_THREADS = 2;
 interface Writer {
   worker: Worker;
   waiting: Map<number, { resolve: (r: WriteReply) => void; reject: (e: Error) => void }>;
+  /**
+   * Requests of this turn of the event loop, posted together at its end: each message wakes the
+   * thread (~0.1 ms of the main thread's time here), and responses often arrive several at once.
+   */
+  outbox: WriteRequest[];
+  transfer: ArrayBuffer[];
 }
 
 class LocalWriter {
@@ -220,8 +226,18 @@ class LocalWriter {
     return new Promise((resolve, reject) => {
       w.waiting.set(id, { resolve, reject });
       if (w.waiting.size === 1) w.worker.ref();
-      w.worker.postMessage({ ...req, id }, transfer);
+      w.outbox.push({ ...req, id } as WriteRequest);
+      w.transfer.push(...transfer);
+      if (w.outbox.length === 1) setImmediate(() => this.post(w));
     });
+  }
+
+  private post(w: Writer): void {
+    const batch = w.outbox;
+    const transfer = w.transfer;
+    w.outbox = [];
+    w.transfer = [];
+    if (batch.length > 0) w.worker.postMessage(batch, transfer);
   }
 
   private pick(): Writer {
@@ -233,7 +249,7 @@ class LocalWriter {
 
   private start(): Writer {
     const worker = new Worker(new URL('./write-worker.js', import.meta.url));
-    const w: Writer = { worker, waiting: new Map() };
+    const w: Writer = { worker, waiting: new Map(), outbox: [], transfer: [] };
     worker.unref();
     worker.on('message', (replies: WriteReply[]) => {
       for (const r of replies) {
@@ -248,6 +264,8 @@ class LocalWriter {
       if (i >= 0) this.writers.splice(i, 1);
       const all = [...w.waiting.values()];
       w.waiting.clear();
+      w.outbox = [];
+      w.transfer = [];
       for (const p of all) p.reject(err);
     };
     worker.on('error', fail);

@@ -164,9 +164,9 @@ export function runBatch(batch: WriteRequest[]): WriteReply[] {
 
 if (parentPort) {
   const port: MessagePort = parentPort;
-  port.on('message', (first: WriteRequest) => {
-    const batch = [first];
-    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) batch.push(m.message as WriteRequest);
+  port.on('message', (first: WriteRequest[]) => {
+    const batch = [...first];
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) batch.push(...(m.message as WriteRequest[]));
     port.postMessage(runBatch(batch));
   });
 }
