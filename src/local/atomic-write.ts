@@ -5,10 +5,11 @@
 //
 // Speed (tree A of the benchmark is 20,000 files of ~8 KiB): a dozen `fs.promises` calls per file,
 // each a round trip through libuv's four-thread pool, cost more than the download itself, and
-// synchronous calls on the main thread stall every download in flight whenever the journal
-// commits (see write-worker.ts). So a body is buffered up to FLUSH_BYTES; one that fits (most
-// files) is verified in memory and handed to one writer thread, which writes, fsyncs and later
-// renames it in batches. A larger body goes out in writes of FLUSH_BYTES from here, one in flight.
+// synchronous calls on the main thread stalled every download in flight (see write-worker.ts).
+// So a body is buffered up to FLUSH_BYTES; one that fits (most files) is verified in memory and
+// handed to a writer thread, which writes, fsyncs and renames it in batches: one message per file
+// where the name is free (onlyIfAbsent), two where beforeReplace must run between. A larger body
+// goes out from here in writev calls of FLUSH_BYTES, one in flight.
 
 import { lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';

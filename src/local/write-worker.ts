@@ -1,9 +1,10 @@
-// The thread that puts downloaded files on disk. Creating, writing, timestamping and renaming a
-// file each take a journal handle on ext4, and while the journal commits (every fsync makes it
-// commit) they wait: on the main thread that stalled every download in flight. Here they wait
-// alone, and each message drained in one go is one batch: all its files are written, then
-// fsynced (the first fsync commits the journal for the whole batch, the rest find their data
-// already on disk), and its renames share one fsync per folder.
+// The threads that put downloaded small files on disk. Creating a file cost 0.3-0.9 ms of kernel
+// time on the bench machine (ext4's inode allocator skipping recently deleted inodes) and each
+// fsync waits for the disk: done synchronously on the main thread, that stalled every download in
+// flight (measured: 30% of its samples in open()). Here they wait alone. The messages drained in
+// one go are one batch: its renames first, then all its files are written, then fsynced (on a
+// journaling file system the first fsync commits the batch and the rest find little left to do),
+// then each folder with a new name in it is fsynced once.
 import fs from 'node:fs';
 import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 
