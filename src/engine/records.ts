@@ -20,8 +20,9 @@ export function nowNs(): bigint {
 
 export function statOf(abs: string): LocalFile | undefined {
   try {
-    const st = fs.lstatSync(abs, { bigint: true });
-    if (!st.isFile()) return undefined;
+    // No exception for the common "not there yet" (every download of a new file asks).
+    const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+    if (!st?.isFile()) return undefined;
     return { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino) };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;

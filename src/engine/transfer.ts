@@ -105,22 +105,26 @@ export async function downloadItem(item: PlanItem, d: TransferDeps): Promise<Out
     expected = undefined;
   }
   // Checked again at the last moment: a file that appeared or changed while the bytes came in
-  // is the user's newer work, never replaced.
-  const beforeReplace = async (): Promise<void> => {
-    const now = statOf(abs);
-    if (!sameStat(now, expected)) throw new LocalChangedError();
-    if (now && d.trash) {
-      await d.trash.copy(d.root, item.path);
-      // Across devices the copy is a real copy that takes time: a write during it wins too.
-      if (!sameStat(statOf(abs), expected)) throw new LocalChangedError();
-    }
-  };
+  // is the user's newer work, never replaced. Where nothing was there, the writer thread checks
+  // that right before its rename (one round trip less per new file).
+  const beforeReplace = expected
+    ? async (): Promise<void> => {
+        const now = statOf(abs);
+        if (!sameStat(now, expected)) throw new LocalChangedError();
+        if (now && d.trash) {
+          await d.trash.copy(d.root, item.path);
+          // Across devices the copy is a real copy that takes time: a write during it wins too.
+          if (!sameStat(statOf(abs), expected)) throw new LocalChangedError();
+        }
+      }
+    : undefined;
+  const onlyIfAbsent = expected ? undefined : () => new LocalChangedError();
   const remote = item.remote!;
   const expectMd5 = remoteMd5(remote, item.base);
   let res: Awaited<ReturnType<typeof writeAtomic>>;
   try {
     res = await withProgress(d, item.path, remote.size, () =>
-      fetchAtomic(item.key, abs, remote.etag, remote.size, expectMd5, remote.lastModified, d, beforeReplace),
+      fetchAtomic(item.key, abs, remote.etag, remote.size, expectMd5, remote.lastModified, d, beforeReplace, onlyIfAbsent),
     );
   } catch (err) {
     if (err instanceof LocalChangedError) return { status: 'skipped', error: err.message };
@@ -147,6 +151,7 @@ async function fetchAtomic(
   mtimeMs: number | undefined,
   d: TransferDeps,
   beforeReplace: (() => Promise<unknown>) | undefined,
+  onlyIfAbsent?: () => Error,
 ): Promise<Awaited<ReturnType<typeof writeAtomic>>> {
   let lastErr: unknown;
   for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
@@ -159,6 +164,7 @@ async function fetchAtomic(
       if (expect) opts.expectMd5 = expect;
       if (mtimeMs !== undefined) opts.mtimeMs = mtimeMs;
       if (beforeReplace) opts.beforeReplace = async () => void (await beforeReplace());
+      if (onlyIfAbsent) opts.onlyIfAbsent = onlyIfAbsent;
       return await writeAtomic(dest, got.body, opts);
     } catch (err) {
       lastErr = err;

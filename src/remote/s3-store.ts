@@ -9,7 +9,6 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   ListMultipartUploadsCommand,
-  GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -17,6 +16,7 @@ import {
 } from './sdk.js';
 import { CredentialsError, ItemError, SyncError, oneLine } from '../core/errors.js';
 import { createS3Client } from './client.js';
+import { RawGetter } from './raw-get.js';
 import { AUTH_ERRORS, Failure, UNREACHABLE, describe, remoteChanged, statusOf, type SdkError } from './failure.js';
 import { putMultipart, putSingle, type UploadContext, type UploadOptions, type UploadSource } from './upload.js';
 
@@ -169,9 +169,12 @@ export class S3Store {
 
   private readonly failure: Failure;
 
+  private readonly getter: RawGetter;
+
   constructor(private readonly cfg: StoreConfig, client?: S3Client) {
     this.client = client ?? createS3Client(cfg);
     this.failure = new Failure(cfg.secretAccessKey);
+    this.getter = new RawGetter(cfg, this.client);
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
@@ -308,21 +311,25 @@ export class S3Store {
   }
 
   async get(key: string, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<GetResult> {
-    const cmd = new GetObjectCommand({ Bucket: this.cfg.bucket, Key: key, IfMatch: opts.ifMatch && quote(opts.ifMatch) });
-    const res = await this.client.send(cmd, { abortSignal: opts.signal }).catch((err: unknown) => {
+    // Through RawGetter, not the SDK: see raw-get.ts for why and what it keeps.
+    const res = await this.getter.get(key, opts.ifMatch && quote(opts.ifMatch), opts.signal).catch((err: unknown) => {
       if (statusOf(err) === 412) throw remoteChanged(err);
       throw this.failure.of('GetObject', key, err, opts.signal);
     });
-    const body = res.Body;
-    if (!(body instanceof Readable)) throw new ItemError(`S3 GetObject ${key}: response has no body stream`);
-    const etag = normalizeEtag(res.ETag ?? '');
+    const header = (name: string): string | undefined => {
+      const v = res.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const etag = normalizeEtag(header('etag') ?? '');
     // Servers that ignore If-Match would hand over whatever is there now.
     if (opts.ifMatch !== undefined && etag !== normalizeEtag(opts.ifMatch)) {
-      body.destroy();
+      res.destroy();
       throw new ItemError('remote object changed since it was listed');
     }
-    const lastModified = res.LastModified?.getTime() ?? 0;
-    return { body, etag, size: res.ContentLength ?? 0, lastModified, md5: md5Of(res.Metadata) };
+    const lastModified = Date.parse(header('last-modified') ?? '') || 0;
+    const size = Number(header('content-length') ?? 0);
+    const md5 = header('x-amz-meta-md5');
+    return { body: res, etag, size, lastModified, md5: md5Of(md5 === undefined ? undefined : { md5 }) };
   }
 
   async upload(key: string, src: UploadSource, opts: UploadOptions = {}): Promise<{ etag: string; size: number; multipart: boolean }> {
@@ -378,6 +385,7 @@ export class S3Store {
 
   close(): void {
     this.client.destroy();
+    this.getter.close();
   }
 
   /** Drops an unfinished multipart upload and its parts; one already gone counts as done. */

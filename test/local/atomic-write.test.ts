@@ -1,14 +1,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getEventListeners } from 'node:events';
 import { Readable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { ItemError } from '../../src/core/errors.js';
-import { writeAtomic } from '../../src/local/atomic-write.js';
+import { FLUSH_BYTES, writeAtomic } from '../../src/local/atomic-write.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -184,4 +184,93 @@ test('a file name near the 255-byte limit can still be written (its temp name is
   await writeAtomic(dest, Readable.from([body]), { runId: '20261127-000000-abcdef', expectSize: body.length });
   assert.equal(readFileSync(dest, 'utf8'), 'long name');
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('a body larger than one buffer goes out in several writes: content, mtime, the old mode, no temp', async () => {
+  const dir = folder();
+  const dest = join(dir, 'big.bin');
+  writeFileSync(dest, 'old', { mode: 0o600 });
+  chmodSync(dest, 0o600);
+  const body = randomBytes(FLUSH_BYTES * 3 + 12345);
+  const mtimeMs = Date.UTC(2024, 5, 6, 7, 8, 9, 321);
+  const parts = Array.from({ length: Math.ceil(body.length / 65536) }, (_, i) => body.subarray(i * 65536, (i + 1) * 65536));
+  const r = await writeAtomic(dest, Readable.from(parts), { runId: 'r1', expectSize: body.length, expectMd5: md5(body), mtimeMs, signal: new AbortController().signal });
+  assert.ok(readFileSync(dest).equals(body));
+  const st = statSync(dest, { bigint: true });
+  assert.equal(st.mtimeNs, BigInt(mtimeMs) * 1_000_000n);
+  assert.equal(Number(st.mode & 0o777n), 0o600, 'a private file stays private');
+  assert.equal(r.ino, Number(st.ino));
+  assert.equal(r.md5, md5(body));
+  assert.deepEqual(readdirSync(dir), ['big.bin']);
+});
+
+test('a large body with a wrong MD5 leaves the old file and no temp', async () => {
+  const dir = folder();
+  const dest = join(dir, 'big.bin');
+  writeFileSync(dest, 'old');
+  const body = randomBytes(FLUSH_BYTES * 2 + 1);
+  await assert.rejects(writeAtomic(dest, Readable.from([body]), { runId: 'r1', expectSize: body.length, expectMd5: md5('other') }), /MD5 mismatch/);
+  assert.equal(readFileSync(dest, 'utf8'), 'old');
+  assert.deepEqual(readdirSync(dir), ['big.bin']);
+});
+
+test('many small files at once into shared folders all land whole, with their mode kept and no temp', async () => {
+  const dir = folder();
+  const files = Array.from({ length: 60 }, (_, i) => ({ dest: join(dir, `d${i % 3}`, `f${i}.txt`), body: randomBytes(100 + i * 97) }));
+  mkdirSync(join(dir, 'd0'));
+  writeFileSync(files[0]!.dest, 'old private', { mode: 0o600 });
+  chmodSync(files[0]!.dest, 0o600);
+  await Promise.all(files.map((f) => writeAtomic(f.dest, Readable.from([f.body]), { runId: 'r1', expectSize: f.body.length, expectMd5: md5(f.body) })));
+  for (const f of files) assert.ok(readFileSync(f.dest).equals(f.body), f.dest);
+  assert.equal(statSync(files[0]!.dest).mode & 0o777, 0o600);
+  for (const d of ['d0', 'd1', 'd2']) assert.equal(readdirSync(join(dir, d)).length, 20, 'no temp left in ' + d);
+
+  // A folder removed behind the writer's back (it remembers folders it made) is made again.
+  rmSync(join(dir, 'd1'), { recursive: true });
+  const again = Buffer.from('again');
+  await writeAtomic(join(dir, 'd1', 'new.txt'), chunks('again'), { runId: 'r2', expectSize: again.length });
+  assert.equal(readFileSync(join(dir, 'd1', 'new.txt'), 'utf8'), 'again');
+});
+
+test('a folder that cannot be made (a file is in the way) fails the download, leaving nothing', async () => {
+  const dir = folder();
+  writeFileSync(join(dir, 'a.txt'), 'a file');
+  await assert.rejects(writeAtomic(join(dir, 'a.txt', 'inside.txt'), chunks('x'), { runId: 'r1', expectSize: 1, label: 'a.txt/inside.txt' }), (err: unknown) => {
+    assert.ok(err instanceof ItemError);
+    assert.match(err.message, /^download of a\.txt\/inside\.txt: (EEXIST|ENOTDIR)/);
+    return true;
+  });
+  assert.deepEqual(readdirSync(dir), ['a.txt']);
+});
+
+test('onlyIfAbsent: a file that appeared during the download is never replaced, and no temp is left', async () => {
+  const dir = folder();
+  const dest = join(dir, 'new.txt');
+  const appeared = new ItemError('appeared meanwhile');
+  async function* slow(): AsyncGenerator<Buffer> {
+    yield Buffer.from('ours');
+    writeFileSync(dest, 'the user wrote this'); // while the download is under way
+  }
+  await assert.rejects(writeAtomic(dest, slow(), { runId: 'r1', expectSize: 4, onlyIfAbsent: () => appeared }), (err) => err === appeared);
+  assert.equal(readFileSync(dest, 'utf8'), 'the user wrote this');
+  assert.deepEqual(readdirSync(dir), ['new.txt']);
+
+  // The large path checks too.
+  const big = randomBytes(FLUSH_BYTES + 10);
+  const dest2 = join(dir, 'big.bin');
+  async function* slowBig(): AsyncGenerator<Buffer> {
+    yield big;
+    writeFileSync(dest2, 'mine');
+  }
+  await assert.rejects(writeAtomic(dest2, slowBig(), { runId: 'r2', expectSize: big.length, onlyIfAbsent: () => appeared }), (err) => err === appeared);
+  assert.equal(readFileSync(dest2, 'utf8'), 'mine');
+  assert.deepEqual(readdirSync(dir).sort(), ['big.bin', 'new.txt']);
+
+  // Still absent: it lands.
+  const r = await writeAtomic(join(dir, 'free.txt'), chunks('free'), { runId: 'r3', expectSize: 4, onlyIfAbsent: () => appeared, mtimeMs: 1_700_000_000_123 });
+  assert.equal(readFileSync(join(dir, 'free.txt'), 'utf8'), 'free');
+  const st = statSync(join(dir, 'free.txt'), { bigint: true });
+  assert.equal(r.ino, Number(st.ino));
+  assert.equal(r.mtimeNs, st.mtimeNs.toString());
+  assert.equal(st.mtimeNs, 1_700_000_000_123_000_000n);
 });
