@@ -7,6 +7,7 @@ import { SafetyError, UsageError, oneLine } from '../core/errors.js';
 import { sameContent } from '../core/compare.js';
 import type { Hasher } from '../local/hasher.js';
 import { makeFilter } from '../local/filter.js';
+import { fsyncDirQuietly, fsyncPath } from '../local/fsync.js';
 import type { S3Store } from '../remote/s3-store.js';
 import { Manifest, profilePaths, type RemoteIdentity, type StoredEntry } from '../manifest/manifest.js';
 import { RunLock } from '../manifest/lock.js';
@@ -191,12 +192,7 @@ async function writeManifest(file: string, entries: [string, StoredEntry][], ide
     await m.close();
   }
   // The swap below must not publish a file whose pages are still only in the page cache.
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  fsyncPath(file);
 }
 
 /**
@@ -218,7 +214,8 @@ function swap(fresh: string, file: string, keepAs: string): string | undefined {
   fs.renameSync(fresh, file);
   // LMDB's lock file describes the environment it was made with; the next opener makes a new one.
   fs.rmSync(`${file}-lock`, { force: true });
-  syncDir(path.dirname(file));
+  // Some file systems refuse fsync on a folder; the rename itself has happened.
+  fsyncDirQuietly(path.dirname(file));
   return had ? keepAs : undefined;
 }
 
@@ -227,15 +224,3 @@ function removeEnv(file: string): void {
   fs.rmSync(`${file}-lock`, { force: true });
 }
 
-function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename itself has happened.
-  }
-}

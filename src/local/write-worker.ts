@@ -6,6 +6,7 @@
 // journaling file system the first fsync commits the batch and the rest find little left to do),
 // then each folder with a new name in it is fsynced once.
 import fs from 'node:fs';
+import { fsyncDirQuietly } from './fsync.js';
 import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 
 export type WriteRequest =
@@ -148,16 +149,7 @@ export function runBatch(batch: WriteRequest[]): WriteReply[] {
   }
   for (const [dir, list] of renamed) {
     // The files are in place and verified; a failing folder fsync only weakens durability.
-    try {
-      const fd = fs.openSync(dir, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-    } catch {
-      // See above.
-    }
+    fsyncDirQuietly(dir);
     replies.push(...list);
   }
   return replies;

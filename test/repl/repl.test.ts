@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import type { TestS3 } from '../support/s3-server.js';
 import { useServerAndProjects } from '../support/fixture.js';
@@ -24,6 +25,18 @@ async function assertInSync(p: Project): Promise<void> {
   const local = Object.fromEntries(Object.entries(p.files()).map(([rel, sum]) => [toKey(rel), sum]));
   const remote = Object.fromEntries((await s3.listAll()).map((o) => [o.key, o.etag]));
   assert.deepEqual(remote, local);
+}
+
+/** A Session in this process, for what only its handle shows (completion). */
+async function inProcess(p: Project): Promise<{ input: PassThrough; handle: Awaited<ReturnType<Session['start']>> }> {
+  const settings = resolveSettings({ root: p.root }, p.root);
+  const input = new PassThrough();
+  const output = new PassThrough();
+  output.resume();
+  const session = new Session(settings, { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, endpoint: s3.endpoint, bucket: s3.bucket, region: 'auto', forcePathStyle: true }, {
+    stdin: input, stdout: output, stderr: output, env: {}, cwd: p.root, signal: new AbortController().signal,
+  });
+  return { input, handle: await session.start() };
 }
 
 async function open(p: Project, extra: string[] = [], command = 'repl'): Promise<Driver> {
@@ -344,15 +357,7 @@ describe('nothing typed can break it', () => {
   test('tab completion: commands, settings, and paths of the plan a folder at a time', async () => {
     await s3.reset();
     const p = project({ 'media/a/one.txt': '1', 'media/a/two.txt': '2', 'media/b.txt': 'b', 'staticfiles/x.css': 'x' });
-    const settings = resolveSettings({ root: p.root }, p.root);
-    const { PassThrough } = await import('node:stream');
-    const input = new PassThrough();
-    const output = new PassThrough();
-    output.resume();
-    const session = new Session(settings, { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, endpoint: s3.endpoint, bucket: s3.bucket, region: 'auto', forcePathStyle: true }, {
-      stdin: input, stdout: output, stderr: output, env: {}, cwd: p.root, signal: new AbortController().signal,
-    });
-    const handle = await session.start();
+    const { input, handle } = await inProcess(p);
     assert.deepEqual(handle.complete('ex'), [['exit', 'explain'], 'ex']);
     assert.deepEqual(handle.complete('mode d'), [['download'], 'd']);
     assert.deepEqual(handle.complete('set conflict k'), [['keep-both'], 'k']);
@@ -367,15 +372,7 @@ describe('nothing typed can break it', () => {
   test('tab completion quotes names with spaces or quotes, so the completed line parses back to the path', async () => {
     await s3.reset();
     const p = project({ 'media/my photos/a b.jpg': '1', 'media/my photos/c.jpg': '2', "media/it's.txt": '3' });
-    const settings = resolveSettings({ root: p.root }, p.root);
-    const { PassThrough } = await import('node:stream');
-    const input = new PassThrough();
-    const output = new PassThrough();
-    output.resume();
-    const session = new Session(settings, { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, endpoint: s3.endpoint, bucket: s3.bucket, region: 'auto', forcePathStyle: true }, {
-      stdin: input, stdout: output, stderr: output, env: {}, cwd: p.root, signal: new AbortController().signal,
-    });
-    const handle = await session.start();
+    const { input, handle } = await inProcess(p);
     assert.deepEqual(handle.complete('explain media/my'), [['"media/my photos/'], 'media/my']);
     assert.deepEqual(handle.complete('explain "media/my photos/a'), [['"media/my photos/a b.jpg"'], '"media/my photos/a']);
     assert.deepEqual(handle.complete("explain 'media/my photos/c"), [["'media/my photos/c.jpg'"], "'media/my photos/c"]);
