@@ -14,6 +14,7 @@ import { ItemError, oneLine } from '../core/errors.js';
 import { EtagHasher, etagPartCount, normalizeEtag, partSizeFor } from './etag.js';
 import { getXxh64 } from '../local/xxh.js';
 import { remoteChanged, statusOf, type Failure } from './failure.js';
+import type { RawRequests } from './raw-requests.js';
 
 export interface UploadSource {
   filePath: string;
@@ -58,6 +59,8 @@ export interface UploadContext {
   partSize: number;
   fail: Failure;
   head(key: string, signal?: AbortSignal): Promise<{ etag: string } | undefined>;
+  /** When given, a single PUT from one Buffer goes through it rather than the SDK (raw-requests.ts). */
+  raw?: RawRequests;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -221,13 +224,14 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
     if (opts.signal?.aborted) forward();
   }
   const signal = stop ? stop.signal : opts.signal;
+  const contentMd5 = Buffer.from(src.md5, 'hex').toString('base64');
   const put = (conditional: boolean) => {
     const cmd = new PutObjectCommand({
       Bucket: ctx.bucket,
       Key: key,
       Body: data,
       ContentLength: src.size,
-      ContentMD5: Buffer.from(src.md5, 'hex').toString('base64'),
+      ContentMD5: contentMd5,
       ContentType: contentTypeFor(key),
       Metadata: { md5: src.md5 },
       ...(!conditional ? {} : opts.expect === 'absent' ? { IfNoneMatch: '*' } : opts.expect ? { IfMatch: quote(opts.expect.etag) } : {}),
@@ -235,11 +239,15 @@ export async function putSingle(ctx: UploadContext, key: string, src: UploadSour
     if (!data) cmd.middlewareStack.add(freshBodyEachAttempt(open), { step: 'deserialize', priority: 'low', name: 'storageSyncStreamBody' });
     return cmd;
   };
-  const send = (conditional: boolean) =>
-    ctx.client.send(put(conditional), { abortSignal: signal }).catch((err: unknown) => {
+  const send = (conditional: boolean): Promise<{ ETag?: string }> => {
+    // The same request without the SDK's per-request cost (raw-requests.ts); a whole Buffer is
+    // simply sent again on a retry.
+    if (data && ctx.raw) return putRaw(ctx.raw, key, src.md5, contentMd5, data, conditional ? opts.expect : undefined, signal);
+    return ctx.client.send(put(conditional), { abortSignal: signal }).catch((err: unknown) => {
       if (failure !== undefined && !opts.signal?.aborted) throw failure;
       throw err;
     });
+  };
   const sent = { ours: (err: unknown) => failure !== undefined && err === failure, reported: () => reported };
   try {
     return await sendPut(ctx, key, src, opts, send, sent);
@@ -253,7 +261,7 @@ async function sendPut(
   key: string,
   src: UploadSource,
   opts: UploadOptions,
-  send: (conditional: boolean) => Promise<PutObjectCommandOutput>,
+  send: (conditional: boolean) => Promise<{ ETag?: string }>,
   sent: { ours(err: unknown): boolean; reported(): number },
 ): Promise<UploadResult> {
   let res;
@@ -276,6 +284,23 @@ async function sendPut(
   // A plain-MD5 ETag that is not ours: the server kept damaged bytes (it did not check Content-MD5).
   if (/^[0-9a-f]{32}$/.test(etag) && etag !== src.md5) throw new StoredEtagMismatch('PutObject', key, etag, src.md5);
   return { etag, size: src.size, multipart: false };
+}
+
+/** The headers the SDK sends for putSingle's PutObject (signed by RawRequests as it signs them). */
+async function putRaw(
+  raw: RawRequests,
+  key: string,
+  md5: string,
+  contentMd5: string,
+  body: Buffer,
+  expect: UploadOptions['expect'],
+  signal: AbortSignal | undefined,
+): Promise<{ ETag?: string }> {
+  const headers: Record<string, string> = { 'content-md5': contentMd5, 'content-type': contentTypeFor(key), 'x-amz-meta-md5': md5 };
+  if (expect === 'absent') headers['if-none-match'] = '*';
+  else if (expect) headers['if-match'] = quote(expect.etag);
+  const etag = (await raw.put(key, headers, body, signal)).etag;
+  return { ETag: Array.isArray(etag) ? etag[0] : etag };
 }
 
 async function checkExpected(ctx: UploadContext, key: string, opts: UploadOptions): Promise<void> {

@@ -1,4 +1,4 @@
-// The SDK-free GetObject (raw-get.ts): the same path and SigV4 signature the SDK would send (the
+// The SDK-free GetObject (raw-requests.ts): the same path and SigV4 signature the SDK would send (the
 // test servers accept any signature, so it is checked here against the SDK's own signer), retries
 // of transient answers only, and the abort and idle-socket limits.
 import { after, before, test } from 'node:test';
@@ -9,7 +9,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createS3Client } from '../../src/remote/client.js';
-import { RawGetter } from '../../src/remote/raw-get.js';
+import { RawRequests } from '../../src/remote/raw-requests.js';
 import type { StoreConfig } from '../../src/remote/s3-store.js';
 
 interface Seen {
@@ -48,10 +48,10 @@ function config(over: Partial<StoreConfig> = {}): StoreConfig {
   return { endpoint, bucket: 'bkt', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret/KEY+example', region: 'auto', forcePathStyle: true, concurrency: 2, multipartThreshold: 1 << 30, partSize: 8 << 20, maxAttempts: 5, ...over };
 }
 
-function getter(over: Partial<StoreConfig> = {}): { raw: RawGetter; cfg: StoreConfig } {
+function getter(over: Partial<StoreConfig> = {}): { raw: RawRequests; cfg: StoreConfig } {
   const cfg = config(over);
   const client = createS3Client(cfg);
-  const raw = new RawGetter(cfg, client);
+  const raw = new RawRequests(cfg, client);
   closers.push(() => raw.close(), () => client.destroy());
   return { raw, cfg };
 }
