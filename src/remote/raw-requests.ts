@@ -161,8 +161,10 @@ export class RawRequests {
         res.on('error', (err) => fail(ok ? err : httpError(status, '')));
         res.on('end', () => {
           settle();
-          if (ok) resolve(res);
-          else reject(httpError(status, Buffer.concat(parts).toString('utf8')));
+          const text = Buffer.concat(parts).toString('utf8');
+          // A 2xx whose body is an S3 error document is a 503 to the SDK (its throw-200 rule).
+          if (ok && !text.endsWith('</Error>')) resolve(res);
+          else reject(httpError(ok ? 503 : status, text));
         });
       });
       req.end(payload?.body);

@@ -335,7 +335,7 @@ export class S3Store {
   async upload(key: string, src: UploadSource, opts: UploadOptions = {}): Promise<{ etag: string; size: number; multipart: boolean }> {
     if (opts.signal?.aborted) throw opts.signal.reason;
     const want = { ...src, md5: src.md5.toLowerCase() };
-    const ctx: UploadContext = { client: this.client, bucket: this.cfg.bucket, partSize: this.cfg.partSize, fail: this.failure, head: (k, sig) => this.head(k, sig) };
+    const ctx: UploadContext = { client: this.client, bucket: this.cfg.bucket, partSize: this.cfg.partSize, fail: this.failure, head: (k, sig) => this.head(k, sig), raw: this.raw };
     return src.size < this.cfg.multipartThreshold ? putSingle(ctx, key, want, opts) : putMultipart(ctx, key, want, opts);
   }
 
