@@ -16,7 +16,7 @@ import {
 } from './sdk.js';
 import { CredentialsError, ItemError, SyncError, oneLine } from '../core/errors.js';
 import { createS3Client } from './client.js';
-import { RawGetter } from './raw-get.js';
+import { RawRequests } from './raw-requests.js';
 import { AUTH_ERRORS, Failure, UNREACHABLE, describe, remoteChanged, statusOf, type SdkError } from './failure.js';
 import { putMultipart, putSingle, type UploadContext, type UploadOptions, type UploadSource } from './upload.js';
 
@@ -169,12 +169,12 @@ export class S3Store {
 
   private readonly failure: Failure;
 
-  private readonly getter: RawGetter;
+  private readonly raw: RawRequests;
 
   constructor(private readonly cfg: StoreConfig, client?: S3Client) {
     this.client = client ?? createS3Client(cfg);
     this.failure = new Failure(cfg.secretAccessKey);
-    this.getter = new RawGetter(cfg, this.client);
+    this.raw = new RawRequests(cfg, this.client);
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
@@ -311,8 +311,8 @@ export class S3Store {
   }
 
   async get(key: string, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<GetResult> {
-    // Through RawGetter, not the SDK: see raw-get.ts for why and what it keeps.
-    const res = await this.getter.get(key, opts.ifMatch && quote(opts.ifMatch), opts.signal).catch((err: unknown) => {
+    // Through RawRequests, not the SDK: see raw-requests.ts for why and what it keeps.
+    const res = await this.raw.get(key, opts.ifMatch && quote(opts.ifMatch), opts.signal).catch((err: unknown) => {
       if (statusOf(err) === 412) throw remoteChanged(err);
       throw this.failure.of('GetObject', key, err, opts.signal);
     });
@@ -335,7 +335,7 @@ export class S3Store {
   async upload(key: string, src: UploadSource, opts: UploadOptions = {}): Promise<{ etag: string; size: number; multipart: boolean }> {
     if (opts.signal?.aborted) throw opts.signal.reason;
     const want = { ...src, md5: src.md5.toLowerCase() };
-    const ctx: UploadContext = { client: this.client, bucket: this.cfg.bucket, partSize: this.cfg.partSize, fail: this.failure, head: (k, sig) => this.head(k, sig) };
+    const ctx: UploadContext = { client: this.client, bucket: this.cfg.bucket, partSize: this.cfg.partSize, fail: this.failure, head: (k, sig) => this.head(k, sig), raw: this.raw };
     return src.size < this.cfg.multipartThreshold ? putSingle(ctx, key, want, opts) : putMultipart(ctx, key, want, opts);
   }
 
@@ -385,7 +385,7 @@ export class S3Store {
 
   close(): void {
     this.client.destroy();
-    this.getter.close();
+    this.raw.close();
   }
 
   /** Drops an unfinished multipart upload and its parts; one already gone counts as done. */

@@ -1,16 +1,15 @@
-// The SDK-free GetObject (raw-get.ts): the same path and SigV4 signature the SDK would send (the
+// The SDK-free GetObject (raw-requests.ts): the same path and SigV4 signature the SDK would send (the
 // test servers accept any signature, so it is checked here against the SDK's own signer), retries
 // of transient answers only, and the abort and idle-socket limits.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHash, createHmac } from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { createS3Client } from '../../src/remote/client.js';
-import { RawGetter } from '../../src/remote/raw-get.js';
+import { RawRequests } from '../../src/remote/raw-requests.js';
 import type { StoreConfig } from '../../src/remote/s3-store.js';
+import { sdkSigner, signingDateOf } from '../support/sigv4.js';
 
 interface Seen {
   method: string;
@@ -48,10 +47,10 @@ function config(over: Partial<StoreConfig> = {}): StoreConfig {
   return { endpoint, bucket: 'bkt', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret/KEY+example', region: 'auto', forcePathStyle: true, concurrency: 2, multipartThreshold: 1 << 30, partSize: 8 << 20, maxAttempts: 5, ...over };
 }
 
-function getter(over: Partial<StoreConfig> = {}): { raw: RawGetter; cfg: StoreConfig } {
+function getter(over: Partial<StoreConfig> = {}): { raw: RawRequests; cfg: StoreConfig } {
   const cfg = config(over);
   const client = createS3Client(cfg);
-  const raw = new RawGetter(cfg, client);
+  const raw = new RawRequests(cfg, client);
   closers.push(() => raw.close(), () => client.destroy());
   return { raw, cfg };
 }
@@ -62,29 +61,12 @@ const read = async (body: AsyncIterable<Buffer>): Promise<string> => {
   return s;
 };
 
-const bytes = (d: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
-  typeof d === 'string' ? d : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-/** node:crypto as the SDK signer's hash constructor. */
-class Sha256 {
-  private readonly h;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(d: string | ArrayBuffer | ArrayBufferView): void {
-    this.h.update(bytes(d));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.h.digest());
-  }
-}
-
 test('sends the path the SDK sends and a signature the SDK signer agrees with, odd keys included', async () => {
   script = [200];
   const { raw, cfg } = getter();
   const client = createS3Client(cfg);
   closers.push(() => client.destroy());
-  const signer = new SignatureV4({ credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey }, region: 'auto', service: 's3', sha256: Sha256, uriEscapePath: false });
+  const signer = sdkSigner(cfg);
   for (const key of ["a b/ü日本#?%+!'()*~.txt", 'media/../x.txt', 'plain/key.bin']) {
     seen.length = 0;
     const res = await raw.get(key, '"etag-1"', undefined);
@@ -94,8 +76,7 @@ test('sends the path the SDK sends and a signature the SDK signer agrees with, o
     await read(sdk.Body as AsyncIterable<Buffer>);
     // The SDK adds ?x-id=GetObject, a marker servers ignore.
     assert.equal(mine.url, seen[1]!.url.replace(/\?x-id=GetObject$/, ''), `path of ${key}`);
-    const date = String(mine.headers['x-amz-date']);
-    const signingDate = new Date(`${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6, 8)}T${date.slice(9, 11)}:${date.slice(11, 13)}:${date.slice(13, 15)}Z`);
+    const signingDate = signingDateOf(String(mine.headers['x-amz-date']));
     const signed = await signer.sign(
       {
         method: 'GET',

@@ -1,13 +1,14 @@
-// GetObject without the SDK. A download of a small file is one GET, and the SDK's per-request
-// machinery (middleware stack, endpoint rules, signer, response mapping) cost ~0.45 ms of CPU per
-// GET here, nine times a plain signed http.request (0.05 ms), and more than the rest of the
-// download: 3,000 GETs of 8 KiB at concurrency 8 took 3.1 s through the SDK, 0.8 s plain.
-// Everything else (listing, HEAD, uploads, deletes) stays with the SDK; this file keeps what the
-// SDK gave a GET: the bucket's endpoint (from the SDK's own endpoint rules, resolved once),
-// SigV4 signing, retries of transient failures with backoff (its "standard" mode: 5xx, 429,
-// throttling codes, resets, refused connections, timeouts), the connect and idle-socket limits,
-// and errors shaped like the SDK's (name = S3 error code, $metadata.httpStatusCode) so that
-// failure.ts words them the same way.
+// GetObject and small PutObjects without the SDK. A download or upload of a small file is one
+// request, and the SDK's per-request machinery (middleware stack, endpoint rules, signer, request
+// and response mapping) cost ~0.45 ms of CPU per GET here, nine times a plain signed http.request
+// (0.05 ms), and 0.8-0.9 ms per 8 KiB PutObject against 0.12-0.18 ms plain: more than the rest of
+// the transfer. 3,000 GETs of 8 KiB at concurrency 8 took 3.1 s through the SDK, 0.8 s plain.
+// Everything else (listing, HEAD, streamed and multipart uploads, deletes) stays with the SDK;
+// this file keeps what the SDK gave these requests: the bucket's endpoint (from the SDK's own
+// endpoint rules, resolved once), SigV4 signing, retries of transient failures with backoff (its
+// "standard" mode: 500/502/503/504, 429, throttling codes, resets, refused connections,
+// timeouts), the connect and idle-socket limits, and errors shaped like the SDK's (name = S3 error
+// code, $metadata.httpStatusCode) so that failure.ts words them the same way.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { createHash, createHmac } from 'node:crypto';
@@ -18,9 +19,12 @@ import type { SdkError } from './failure.js';
 const CONNECT_TIMEOUT_MS = 10_000;
 const SOCKET_IDLE_TIMEOUT_MS = 120_000;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
-const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'BandwidthLimitExceeded']);
-const TRANSIENT = new Set(['RequestTimeout', 'RequestTimeoutException', 'InternalError', 'TimeoutError']);
+// As the SDK's standard retry strategy classifies errors (@smithy/core retry: transient and
+// throttling errors are retried; other 5xx, such as a 501 to a conditional PUT, are not).
+const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const RETRY_STATUSES = new Set([500, 502, 503, 504]);
+const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'RequestThrottledException', 'ThrottledException', 'BandwidthLimitExceeded', 'PriorRequestNotComplete']);
+const TRANSIENT = new Set(['RequestTimeout', 'RequestTimeoutException', 'TimeoutError']);
 
 interface Target {
   /** protocol + host of the bucket's endpoint, and the path under which keys go. */
@@ -29,7 +33,13 @@ interface Target {
   region: string;
 }
 
-export class RawGetter {
+/** A PUT's whole body, re-sent as it is on each try, and its payload hash for the signature. */
+interface Payload {
+  body: Buffer;
+  sha256: string;
+}
+
+export class RawRequests {
   private target: Promise<Target> | undefined;
   private readonly agent: http.Agent;
   private readonly maxAttempts: number;
@@ -53,21 +63,36 @@ export class RawGetter {
   }
 
   /** The response of a 200, its body unread; any other answer or failure is thrown, SDK-shaped. */
-  async get(key: string, ifMatch: string | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  get(key: string, ifMatch: string | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+    return this.send('GET', key, ifMatch === undefined ? {} : { 'if-match': ifMatch }, undefined, signal);
+  }
+
+  /**
+   * A PutObject of a whole body with `headers` (lower-case names; content-length is added), the
+   * payload signed as UNSIGNED-PAYLOAD as the SDK path is configured (client.ts): the signed
+   * Content-MD5 the caller sends binds the body. The 200's headers once its (empty) body has
+   * been read; any other answer or failure is thrown, SDK-shaped.
+   */
+  async put(key: string, headers: Record<string, string>, body: Buffer, signal: AbortSignal | undefined): Promise<http.IncomingHttpHeaders> {
+    const res = await this.send('PUT', key, { ...headers, 'content-length': String(body.length) }, { body, sha256: 'UNSIGNED-PAYLOAD' }, signal);
+    return res.headers;
+  }
+
+  private async send(method: string, key: string, extra: Record<string, string>, payload: Payload | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
     const target = await (this.target ??= this.resolve().catch((err: unknown) => {
-      this.target = undefined; // tried again by the next GET
+      this.target = undefined; // tried again by the next request
       throw err;
     }));
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       try {
-        return await this.once(target, key, ifMatch, signal);
+        return await this.once(target, method, key, extra, payload, signal);
       } catch (err) {
         const e = err as SdkError & { $retryable?: boolean };
         if (signal?.aborted || attempt >= this.maxAttempts || !retryable(e)) throw err;
         // Full jitter on an exponential ceiling, as the SDK's standard mode; throttling backs
         // off from a longer base.
-        const base = THROTTLING.has(e.name ?? '') ? 500 : 100;
+        const base = THROTTLING.has(e.name ?? '') || e.$metadata?.httpStatusCode === 429 ? 500 : 100;
         await sleep(Math.random() * Math.min(20_000, base * 2 ** attempt), signal);
       }
     }
@@ -89,18 +114,27 @@ export class RawGetter {
     return { url, basePath: url.pathname.replace(/\/$/, ''), region: scheme?.signingRegion ?? region };
   }
 
-  private once(t: Target, key: string, ifMatch: string | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  /**
+   * One try. A GET resolves with the 200 as soon as it arrives (the caller reads the body); a PUT
+   * only once the 200's body has ended, so that an answer cut short is a failed try, as with the
+   * SDK, which reads it too.
+   */
+  private once(t: Target, method: string, key: string, extra: Record<string, string>, payload: Payload | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
     const path = `${t.basePath}/${key.split('/').map(encodeSegment).join('/')}`;
     const amzDate = new Date().toISOString().replace(/[:-]|\.\d{3}/g, '');
-    const headers: Record<string, string> = { host: t.url.host, 'x-amz-content-sha256': EMPTY_SHA256, 'x-amz-date': amzDate };
-    if (ifMatch !== undefined) headers['if-match'] = ifMatch;
-    headers['authorization'] = this.authorization(t, path, headers, amzDate);
+    const sha256 = payload?.sha256 ?? EMPTY_SHA256;
+    const headers: Record<string, string> = { ...extra, host: t.url.host, 'x-amz-content-sha256': sha256, 'x-amz-date': amzDate };
+    headers['authorization'] = this.authorization(t, method, path, headers, sha256, amzDate);
     const request = t.url.protocol === 'https:' ? https.request : http.request;
     return new Promise((resolve, reject) => {
-      const req = request({ protocol: t.url.protocol, hostname: t.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: t.url.port, path, method: 'GET', headers, agent: this.agent });
+      const req = request({ protocol: t.url.protocol, hostname: t.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: t.url.port, path, method, headers, agent: this.agent });
       const onAbort = (): void => void req.destroy(signal!.reason as Error);
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (): void => signal?.removeEventListener('abort', onAbort);
+      const fail = (err: unknown): void => {
+        settle();
+        reject(signal?.aborted ? signal.reason : err);
+      };
       req.setTimeout(this.idleMs, () => req.destroy(timeoutError(`socket idle for ${this.idleMs} ms`)));
       req.on('socket', (socket) => {
         if (!socket.connecting) return;
@@ -108,27 +142,36 @@ export class RawGetter {
         socket.once('connect', () => clearTimeout(timer));
         socket.once('close', () => clearTimeout(timer));
       });
-      req.on('error', (err) => {
-        settle();
-        reject(signal?.aborted ? signal.reason : err);
-      });
+      req.on('error', fail);
       req.on('response', (res) => {
-        settle();
-        if (res.statusCode === 200) return resolve(res);
-        // An error answer is small; read it for its code and message.
+        const status = res.statusCode ?? 0;
+        // A PUT succeeds on any 2xx, as the SDK's PutObject reads it.
+        const ok = payload ? status >= 200 && status < 300 : status === 200;
+        if (ok && !payload) {
+          settle();
+          return resolve(res);
+        }
+        // A PUT's answer and an error answer are small; read them whole (an error for its code
+        // and message).
         const parts: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
           if ((size += c.length) <= 64 * 1024) parts.push(c);
         });
-        res.on('error', () => reject(httpError(res.statusCode ?? 0, '')));
-        res.on('end', () => reject(httpError(res.statusCode ?? 0, Buffer.concat(parts).toString('utf8'))));
+        res.on('error', (err) => fail(ok ? err : httpError(status, '')));
+        res.on('end', () => {
+          settle();
+          const text = Buffer.concat(parts).toString('utf8');
+          // A 2xx whose body is an S3 error document is a 503 to the SDK (its throw-200 rule).
+          if (ok && !text.endsWith('</Error>')) resolve(res);
+          else reject(httpError(ok ? 503 : status, text));
+        });
       });
-      req.end();
+      req.end(payload?.body);
     });
   }
 
-  private authorization(t: Target, path: string, headers: Record<string, string>, amzDate: string): string {
+  private authorization(t: Target, method: string, path: string, headers: Record<string, string>, sha256: string, amzDate: string): string {
     const day = amzDate.slice(0, 8);
     if (day !== this.signingDay) {
       const hmac = (k: string | Buffer, s: string): Buffer => createHmac('sha256', k).update(s).digest();
@@ -137,7 +180,7 @@ export class RawGetter {
     }
     const names = Object.keys(headers).sort();
     const signed = names.join(';');
-    const canonical = ['GET', path, '', ...names.map((n) => `${n}:${headers[n]!.trim()}`), '', signed, EMPTY_SHA256].join('\n');
+    const canonical = [method, path, '', ...names.map((n) => `${n}:${headers[n]!.trim().replace(/\s+/g, ' ')}`), '', signed, sha256].join('\n');
     const scope = `${day}/${t.region}/s3/aws4_request`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
     const signature = createHmac('sha256', this.signingKey).update(toSign).digest('hex');
@@ -170,7 +213,7 @@ function httpError(status: number, body: string): Error {
 
 function retryable(e: SdkError & { code?: string }): boolean {
   const status = e.$metadata?.httpStatusCode;
-  if (status !== undefined) return status >= 500 || status === 429 || THROTTLING.has(e.name ?? '') || TRANSIENT.has(e.name ?? '');
+  if (status !== undefined) return RETRY_STATUSES.has(status) || status === 429 || THROTTLING.has(e.name ?? '') || TRANSIENT.has(e.name ?? '');
   return RETRY_CODES.has(e.code ?? '') || e.name === 'TimeoutError';
 }
 
