@@ -1,32 +1,21 @@
 // `manifest rebuild`: a base from both sides as they are now; only equal content gets one, so the
 // next sync transfers nothing that is already in sync and deletes nothing.
-import { after, afterEach, before, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Upload } from '@aws-sdk/lib-storage';
 import { RunLock } from '../../src/manifest/lock.js';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { filesUnder, makeProject, md5, runCli, type CliResult, type Project } from '../support/harness.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { syncedSite, useFixture } from '../support/fixture.js';
+import { filesUnder, md5, runCli, type CliResult, type Project } from '../support/harness.js';
 
 let s3: TestS3;
 let p: Project;
 const profileDir = (): string => path.join(p.root, 'manifests', 'default');
 const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: p.root, env: s3.env });
 
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => {
-  await s3.stop();
-});
-beforeEach(async () => {
-  await s3.reset();
-  p = makeProject({ 'media/a.txt': 'alpha', 'media/b.txt': 'bravo', 'media/sub/c.txt': 'charlie', 'staticfiles/s.css': 'body{}' });
-  const r = await cli('sync', '--json');
-  assert.equal(r.code, 0, r.stderr);
-});
-afterEach(() => p.cleanup());
+useFixture({ server: (x) => (s3 = x), project: (x) => (p = x), setup: syncedSite });
 
 test('after the manifest folder is lost, rebuild records every equal path: the next sync moves and hashes nothing', async () => {
   fs.rmSync(path.join(p.root, 'manifests'), { recursive: true });

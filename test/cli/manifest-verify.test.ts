@@ -1,30 +1,19 @@
 // `manifest verify`: the base against both sides, changing nothing; only an inconsistent base
 // (one a sync would trust wrongly) fails the check, pending changes are information.
-import { after, before, beforeEach, afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open } from 'lmdb';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
-import { filesUnder, makeProject, md5, runCli, type CliResult, type Project } from '../support/harness.js';
+import type { TestS3 } from '../support/s3-server.js';
+import { syncedSite, useFixture } from '../support/fixture.js';
+import { filesUnder, md5, runCli, type CliResult, type Project } from '../support/harness.js';
 
 let s3: TestS3;
 let p: Project;
 const manifestFile = (): string => path.join(p.root, 'manifests', 'default', 'manifest.lmdb');
 
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => {
-  await s3.stop();
-});
-beforeEach(async () => {
-  await s3.reset();
-  p = makeProject({ 'media/a.txt': 'alpha', 'media/b.txt': 'bravo', 'media/sub/c.txt': 'charlie', 'staticfiles/s.css': 'body{}' });
-  const r = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
-  assert.equal(r.code, 0, r.stderr);
-});
-afterEach(() => p.cleanup());
+useFixture({ server: (x) => (s3 = x), project: (x) => (p = x), setup: syncedSite });
 
 const verify = (...args: string[]): Promise<CliResult> => runCli(['manifest', 'verify', '--json', ...args], { cwd: p.root, env: s3.env });
 const found = (r: CliResult): { path?: string; problem: string; kind: string }[] =>

@@ -1,7 +1,8 @@
 // One S3 server per test file, emptied before each test, and a fresh project for each test.
 import { after, before, beforeEach } from 'node:test';
 import { startS3Server, type TestS3 } from './s3-server.js';
-import { makeProject, type Project } from './harness.js';
+import assert from 'node:assert/strict';
+import { makeProject, runCli, type Project } from './harness.js';
 
 export interface FixtureHooks {
   /** Receives the server once it is up (the file keeps it in its own variable). */
@@ -59,4 +60,14 @@ export function useServerAndProjects(server: (s3: TestS3) => void): (files?: Rec
     projects.push(p);
     return p;
   };
+}
+
+/**
+ * A `useFixture` setup: a small site (two mappings, a subfolder) already synced, so a test starts
+ * from a manifest consistent with both sides.
+ */
+export async function syncedSite(s3: TestS3, p: Project): Promise<void> {
+  for (const [f, body] of Object.entries({ 'media/a.txt': 'alpha', 'media/b.txt': 'bravo', 'media/sub/c.txt': 'charlie', 'staticfiles/s.css': 'body{}' })) p.write(f, body);
+  const r = await runCli(['sync', '--json'], { cwd: p.root, env: s3.env });
+  assert.equal(r.code, 0, r.stderr);
 }
