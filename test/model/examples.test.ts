@@ -2,19 +2,12 @@
 // random search reaches only rarely (the delete guard, keep-both twice in one second, the
 // download-only keep-both copy under --delete, two machines), and regressions the search found.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ConflictPolicy, Mode } from '../../src/core/types.js';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
+import { useServerAndProjects } from '../support/fixture.js';
 import { runOps, useServer, type Op } from './world.js';
 
-let s3: TestS3 | undefined;
-before(async () => {
-  s3 = await startS3Server();
-  useServer(s3);
-});
-after(async () => {
-  await s3?.stop();
-});
+useServerAndProjects(useServer);
 
 interface SyncMore { conflict?: ConflictPolicy; del?: boolean; force?: boolean; who?: number; dry?: boolean }
 const sync = (mode: Mode = 'two-way', more: SyncMore = {}): Op => ({

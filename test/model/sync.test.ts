@@ -1,19 +1,12 @@
 // Model-based end-to-end tests: the random cases (see world.ts for the operations, the model and
 // the invariants checked after every sync).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import fc from 'fast-check';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
+import { useServerAndProjects } from '../support/fixture.js';
 import { check, RUNS } from './config.js';
 import { finalSyncs, opArb, runOps, stats, useServer } from './world.js';
 
-let s3: TestS3 | undefined;
-before(async () => {
-  s3 = await startS3Server();
-  useServer(s3);
-});
-after(async () => {
-  await s3?.stop();
-});
+useServerAndProjects(useServer);
 
 test('model: random user operations on one or two clients and the bucket, and syncs in every mode, agree with the reference model', async () => {
   const scenario = fc

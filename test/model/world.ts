@@ -117,8 +117,8 @@ function excluded(p: string, exclude: ExcludeGlob): boolean {
   return false;
 }
 
-export interface PlanOp {
-  op: 'plan';
+/** What a plan and a sync are run with. */
+interface RunChoices {
   exclude: ExcludeGlob;
   who: number;
   mode: Mode;
@@ -126,6 +126,10 @@ export interface PlanOp {
   del: boolean;
   force: boolean;
   maxDelete: '50%' | '100%';
+}
+
+export interface PlanOp extends RunChoices {
+  op: 'plan';
 }
 
 export interface ApplyOp {
@@ -135,15 +139,8 @@ export interface ApplyOp {
   maxDelete: '50%' | '100%';
 }
 
-export interface SyncOp {
+export interface SyncOp extends RunChoices {
   op: 'sync';
-  exclude: ExcludeGlob;
-  who: number;
-  mode: Mode;
-  conflict: ConflictPolicy;
-  del: boolean;
-  force: boolean;
-  maxDelete: '50%' | '100%';
   dry: boolean;
 }
 
