@@ -9,13 +9,13 @@ import { unsignedPayload } from './upload.js';
 // The SDK prints a seven-line Node 20 notice on the first client otherwise; our output is ours.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const CONNECT_TIMEOUT_MS = 10_000;
+export const CONNECT_TIMEOUT_MS = 10_000;
 // An idle-socket limit rather than a whole-request deadline: a part upload on a slow link can
 // legitimately take minutes, a socket that moves no byte for this long is dead.
 const SOCKET_IDLE_TIMEOUT_MS = 120_000;
 
 /** STORAGE_SYNC_SOCKET_TIMEOUT_MS shortens the idle limit: fault tests stall sockets on purpose. */
-function socketTimeout(cfg: StoreConfig): number {
+export function socketTimeout(cfg: StoreConfig): number {
   if (cfg.socketTimeoutMs !== undefined) return cfg.socketTimeoutMs;
   const env = Number(process.env.STORAGE_SYNC_SOCKET_TIMEOUT_MS);
   return Number.isInteger(env) && env > 0 ? env : SOCKET_IDLE_TIMEOUT_MS;
@@ -23,11 +23,14 @@ function socketTimeout(cfg: StoreConfig): number {
 
 const silent = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
-export function createS3Client(cfg: StoreConfig): S3Client {
+/** Keep-alive sockets for one pool (the SDK's, and the raw requests'). */
+export function agentOptions(cfg: StoreConfig): { keepAlive: true; maxSockets: number } {
   // Every transfer slot may run a multipart upload with several parts in flight, plus listing
   // and HEADs alongside; sockets beyond this queue in the agent instead of failing.
-  const maxSockets = cfg.concurrency * 2 + 4;
-  const agentOptions = { keepAlive: true, maxSockets };
+  return { keepAlive: true, maxSockets: cfg.concurrency * 2 + 4 };
+}
+
+export function createS3Client(cfg: StoreConfig): S3Client {
   const client = new S3Client({
     region: cfg.region ?? 'auto',
     endpoint: cfg.endpoint,
@@ -45,8 +48,8 @@ export function createS3Client(cfg: StoreConfig): S3Client {
     requestHandler: new NodeHttpHandler({
       connectionTimeout: CONNECT_TIMEOUT_MS,
       socketTimeout: socketTimeout(cfg),
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new HttpsAgent(agentOptions),
+      httpAgent: new HttpAgent(agentOptions(cfg)),
+      httpsAgent: new HttpsAgent(agentOptions(cfg)),
       logger: silent,
     }),
   });

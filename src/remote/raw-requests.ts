@@ -14,10 +14,9 @@ import https from 'node:https';
 import { createHash, createHmac } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { StoreConfig } from './s3-store.js';
+import { agentOptions, CONNECT_TIMEOUT_MS, socketTimeout } from './client.js';
 import type { SdkError } from './failure.js';
 
-const CONNECT_TIMEOUT_MS = 10_000;
-const SOCKET_IDLE_TIMEOUT_MS = 120_000;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 // As the SDK's standard retry strategy classifies errors (@smithy/core retry: transient and
 // throttling errors are retried; other 5xx, such as a 501 to a conditional PUT, are not).
@@ -51,11 +50,10 @@ export class RawRequests {
     private readonly cfg: StoreConfig,
     private readonly client: S3Client,
   ) {
-    const options = { keepAlive: true, maxSockets: cfg.concurrency * 2 + 4 };
-    this.agent = cfg.endpoint.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
+    // The same limits as the SDK client's (client.ts), in a pool of its own.
+    this.agent = cfg.endpoint.startsWith('https:') ? new https.Agent(agentOptions(cfg)) : new http.Agent(agentOptions(cfg));
     this.maxAttempts = cfg.maxAttempts ?? 5;
-    const env = Number(process.env.STORAGE_SYNC_SOCKET_TIMEOUT_MS);
-    this.idleMs = cfg.socketTimeoutMs ?? (Number.isInteger(env) && env > 0 ? env : SOCKET_IDLE_TIMEOUT_MS);
+    this.idleMs = socketTimeout(cfg);
   }
 
   close(): void {
