@@ -1,30 +1,17 @@
 // A malformed config file or a damaged or tampered plan file is refused before anything happens:
 // one line on stderr, exit 2, and the root, the bucket and the manifest exactly as they were.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
+import type { TestS3 } from '../support/s3-server.js';
 import { runCli, type CliResult } from '../support/harness.js';
-import { makeSandbox, treeDiff, treeOf, type Sandbox } from './sandbox.js';
+import { treeDiff, useSandboxes, treeOf, type Sandbox } from './sandbox.js';
 
 let s3: TestS3;
 let box: Sandbox;
-const boxes: Sandbox[] = [];
-
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => {
-  for (const b of boxes) b.cleanup();
-  await s3.stop();
-});
-beforeEach(async () => {
-  await s3.reset();
-  box = makeSandbox();
-  boxes.push(box);
-});
+useSandboxes((x) => (s3 = x), (b) => (box = b));
 
 const cli = (...args: string[]): Promise<CliResult> => runCli([...args, '--json'], { cwd: box.root, env: s3.env });
 const bucket = async (): Promise<string[]> => (await s3.listAll()).map((o) => `${o.key} ${o.etag}`).sort();

@@ -1,29 +1,16 @@
 // Hostile or awkward things on the local side: symlinks pointing out of the root, and file names
 // that URL encoding, XML and Unicode normalisation like to mangle.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startS3Server, type TestS3 } from '../support/s3-server.js';
+import type { TestS3 } from '../support/s3-server.js';
 import { filesUnder, md5, runCli, type CliResult } from '../support/harness.js';
-import { makeSandbox, treeDiff, type Sandbox } from './sandbox.js';
+import { treeDiff, useSandboxes, type Sandbox } from './sandbox.js';
 
 let s3: TestS3;
 let box: Sandbox;
-const boxes: Sandbox[] = [];
-
-before(async () => {
-  s3 = await startS3Server();
-});
-after(async () => {
-  for (const b of boxes) b.cleanup();
-  await s3.stop();
-});
-beforeEach(async () => {
-  await s3.reset();
-  box = makeSandbox();
-  boxes.push(box);
-});
+const anotherSandbox = useSandboxes((x) => (s3 = x), (b) => (box = b));
 
 const cli = (root: string, ...args: string[]): Promise<CliResult> => runCli(['sync', '--json', ...args], { cwd: root, env: s3.env });
 const keys = async (): Promise<string[]> => (await s3.listAll()).map((o) => o.key).sort();
@@ -130,8 +117,7 @@ describe('file names round-trip exactly', () => {
     assert.deepEqual(pair, [Buffer.from(NFC).toString('hex'), Buffer.from(NFD).toString('hex')].sort());
 
     // And the other way once more: edits made in a second root come back under the same names.
-    const other = makeSandbox();
-    boxes.push(other);
+    const other = anotherSandbox();
     const first = await cli(other.root);
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual(filesUnder(path.join(other.root, 'media')), original);

@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, beforeEach } from 'node:test';
 import { md5 } from '../support/harness.js';
+import { startS3Server, type TestS3 } from '../support/s3-server.js';
 
 export interface Sandbox {
   dir: string;
@@ -57,4 +59,31 @@ export function treeDiff(before: Record<string, string>, after: Record<string, s
     changed: Object.keys(after).filter((k) => before[k] !== after[k]).sort(),
     gone: Object.keys(before).filter((k) => !(k in after)).sort(),
   };
+}
+
+/**
+ * One S3 server per test file, emptied before each test, and a fresh sandbox for each test; the
+ * sandboxes are removed after the last test. Returns a maker for more sandboxes, removed likewise.
+ */
+export function useSandboxes(server: (s3: TestS3) => void, sandbox: (b: Sandbox) => void): () => Sandbox {
+  let s3: TestS3 | undefined;
+  const boxes: Sandbox[] = [];
+  before(async () => {
+    s3 = await startS3Server();
+    server(s3);
+  });
+  after(async () => {
+    for (const b of boxes) b.cleanup();
+    await s3?.stop();
+  });
+  const another = (): Sandbox => {
+    const b = makeSandbox();
+    boxes.push(b);
+    return b;
+  };
+  beforeEach(async () => {
+    await s3!.reset();
+    sandbox(another());
+  });
+  return another;
 }
