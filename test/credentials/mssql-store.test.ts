@@ -11,7 +11,7 @@ import { main } from '../../src/cli/main.js';
 import { EnvSource } from '../../src/credentials/env-source.js';
 import { MssqlSource, MssqlStore, KNOWN_KEYS } from '../../src/credentials/mssql-store.js';
 import { resolveCredentials } from '../../src/credentials/resolve.js';
-import { makeProject, type Project } from '../support/harness.js';
+import { captureOutput, makeProject, type Project } from '../support/harness.js';
 import { startS3Server, type TestS3 } from '../support/s3-server.js';
 import { startTdsServer } from '../support/tds/server.js';
 import { startSql, type TestSql } from './sql-server.js';
@@ -43,15 +43,11 @@ describe('credentials in SQL Server', () => {
   };
 
   async function cli(args: string[], opts: { env?: Record<string, string>; stdin?: FakeStdin; showsSecret?: boolean } = {}): Promise<Result> {
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let stdout = '';
-    let stderr = '';
-    out.on('data', (c: Buffer) => (stdout += c.toString()));
-    err.on('data', (c: Buffer) => (stderr += c.toString()));
+    const o = captureOutput();
     const env = opts.env ?? { STORAGE_SYNC_MSSQL: db.connectionString };
-    const io = { stdout: out, stderr: err, env, cwd: project.root, signal: new AbortController().signal, ...(opts.stdin ? { stdin: opts.stdin } : {}) };
+    const io = { stdout: o.out, stderr: o.err, env, cwd: project.root, signal: new AbortController().signal, ...(opts.stdin ? { stdin: opts.stdin } : {}) };
     const code = await main(args, io);
+    const [stdout, stderr] = [o.stdout(), o.stderr()];
     if (!opts.showsSecret) captured.push(stdout, stderr);
     return { code, stdout, stderr };
   }

@@ -96,14 +96,20 @@ function result(code: number, stdout: string, stderr: string): CliResult {
 
 /** The CLI in this process: fast, and it shares the in-process S3 server without deadlock. */
 export async function runCli(args: string[], opts: { cwd: string; env: Record<string, string>; signal?: AbortSignal }): Promise<CliResult> {
+  const o = captureOutput();
+  const code = await main(args, { stdout: o.out, stderr: o.err, env: opts.env, cwd: opts.cwd, signal: opts.signal ?? new AbortController().signal });
+  return result(code, o.stdout(), o.stderr());
+}
+
+/** Two streams to hand `main()` as stdout and stderr, and what was written to each. */
+export function captureOutput(): { out: PassThrough; err: PassThrough; stdout(): string; stderr(): string } {
   const out = new PassThrough();
   const err = new PassThrough();
   let stdout = '';
   let stderr = '';
   out.on('data', (c: Buffer) => (stdout += c.toString()));
   err.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await main(args, { stdout: out, stderr: err, env: opts.env, cwd: opts.cwd, signal: opts.signal ?? new AbortController().signal });
-  return result(code, stdout, stderr);
+  return { out, err, stdout: () => stdout, stderr: () => stderr };
 }
 
 /** The real binary in a child process (never spawnSync: the S3 server lives in this process). */
