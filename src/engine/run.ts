@@ -134,13 +134,14 @@ export async function run(req: RunRequest): Promise<RunResult> {
       plan = dropDrifted(pf.plan, g, events, summary);
     } else {
       plan = buildPlan(g.states, { mode: s.mode, conflict: s.conflict, delete: s.delete, now });
-      // The paths gather left out as unchanged are `nothing` items: counted, never carried.
-      summary.unchanged += unchangedPaths;
     }
+    // The paths gather left out as unchanged are `nothing` items: counted, never carried. A saved
+    // plan's own `nothing` items for them found no state and were dropped above, so none counts twice.
+    summary.unchanged += unchangedPaths;
     // A saved plan carries its own mode; the command line's does not apply to it.
     summary.mode = plan.mode;
     checkGuards(plan, s.mappings, g.tracked, { localCount: g.localCount, remoteCount: g.remoteCount }, { maxDelete: s.maxDelete, force: s.force });
-    events.emit({ event: 'scan', phase: 'plan', files: plan.items.length + (req.command === 'apply' ? 0 : unchangedPaths), durationMs: Date.now() - started });
+    events.emit({ event: 'scan', phase: 'plan', files: plan.items.length + unchangedPaths, durationMs: Date.now() - started });
     announce(plan.items, g, events, summary);
 
     let planFile: string | undefined;

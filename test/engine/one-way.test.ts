@@ -106,6 +106,17 @@ describe('plan and apply', () => {
     assert.equal(p.read('media/r1.txt'), 'remote one');
   });
 
+  test('apply of a saved plan counts the unchanged paths as the plan did', async () => {
+    assert.equal((await cli('sync')).code, 0);
+    p.write('media/new.txt', 'new since the sync');
+    const planned = await cli('plan');
+    const unchanged = planned.summary?.unchanged;
+    assert.ok(typeof unchanged === 'number' && unchanged > 0, JSON.stringify(planned.summary));
+    const applied = await cli('apply');
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.deepEqual([applied.summary?.uploaded, applied.summary?.unchanged], [1, unchanged]);
+  });
+
   test('an item that drifted since planning is skipped and reported', async () => {
     await cli('plan');
     p.write('media/l1.txt', 'edited after planning');
